@@ -1,0 +1,53 @@
+"""Errors a user can cause, each with a one-line message and a documented exit code.
+
+The CLI prints ``str(error)`` as one line on stderr and exits with ``error.exit_code``;
+``--debug`` adds the traceback. Anything that is not a :class:`LowlightError` is a bug (exit 1).
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1       # a bug: unexpected exception
+EXIT_USAGE = 2          # bad command line (argparse)
+EXIT_INPUT = 3          # missing / unreadable / corrupt input, camera absent, stream unreachable
+EXIT_OUTPUT = 4         # output not writable, output equals input
+EXIT_MODEL = 5          # unknown model name, not a checkpoint, broken checkpoint
+EXIT_PARTIAL = 6        # an error mid-way: the output was finalised but is PARTIAL
+EXIT_DEVICE = 7         # requested device not available (e.g. --device cuda without CUDA)
+EXIT_INTERRUPTED = 130  # Ctrl-C: the output was finalised but is PARTIAL
+
+
+class LowlightError(Exception):
+    """Base class: a problem with the user's input, not a bug."""
+
+    exit_code = EXIT_INTERNAL
+
+
+class InputError(LowlightError):
+    """The input cannot be opened or read (missing, not media, camera absent, stream unreachable)."""
+
+    exit_code = EXIT_INPUT
+
+
+class OutputError(LowlightError):
+    """The output cannot be written (directory missing / read-only, same path as the input)."""
+
+    exit_code = EXIT_OUTPUT
+
+
+class ModelError(LowlightError):
+    """Unknown model name, a file that is not a lowlight-rt checkpoint, or a broken checkpoint."""
+
+    exit_code = EXIT_MODEL
+
+
+class DeviceError(LowlightError):
+    """The requested compute device is not available."""
+
+    exit_code = EXIT_DEVICE
+
+
+class PartialOutputError(LowlightError):
+    """Processing stopped mid-way; the output file was finalised and is playable but partial."""
+
+    exit_code = EXIT_PARTIAL

@@ -1,0 +1,121 @@
+"""Self-describing checkpoints: architecture name + config + weights + metadata.
+
+A checkpoint is a ``torch.save``d dict of plain types, loadable with ``weights_only=True``::
+
+    {"format": "lowlight-rt-checkpoint", "format_version": 1, "arch": "realtime",
+     "config": {...}, "state_dict": {...}, "metadata": {...}}
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import pickle
+import subprocess
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import ModelError
+from .base import EnhancementModel
+from .registry import create_model
+
+FORMAT = "lowlight-rt-checkpoint"
+FORMAT_VERSION = 1
+
+
+def git_revision(cwd: str | os.PathLike | None = None) -> str | None:
+    """Current git commit of ``cwd`` (default: this source tree), or ``None`` outside a checkout."""
+    cwd = cwd or Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _flush_denormals(t: torch.Tensor) -> torch.Tensor:
+    """Zero out subnormal floats: they make CPU inference many times slower."""
+    if not t.is_floating_point():
+        return t
+    tiny = torch.finfo(t.dtype).tiny
+    return torch.where(t.abs() < tiny, torch.zeros_like(t), t)
+
+
+def _plain(value: Any, where: str) -> Any:
+    """Check that metadata/config values are plain types (loadable with weights_only=True)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, where) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v, where) for k, v in value.items()}
+    raise TypeError(f"{where} holds a {type(value).__name__}; only plain JSON-like values are allowed")
+
+
+def save_checkpoint(path: str | os.PathLike, model: EnhancementModel, metadata: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` to ``path`` atomically (temp file + rename). Returns the path.
+
+    ``metadata`` should describe training data, metrics, etc.; ``date``, ``git_revision``,
+    ``num_parameters`` and ``lowlight_rt_version`` are filled in when absent.
+    """
+    from .. import __version__
+
+    if not model.arch_name:
+        raise ValueError(f"{type(model).__name__} is not a registered model")
+    meta = dict(metadata or {})
+    meta.setdefault("date", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    meta.setdefault("git_revision", git_revision())
+    meta.setdefault("num_parameters", model.num_parameters())
+    meta.setdefault("lowlight_rt_version", __version__)
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "arch": model.arch_name,
+        "config": _plain(model.config, "config"),
+        "state_dict": {k: _flush_denormals(v.detach().cpu().float() if v.is_floating_point() else v.detach().cpu())
+                       for k, v in model.state_dict().items()},
+        "metadata": _plain(meta, "metadata"),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load and validate the raw checkpoint dict; ``ModelError`` with one clear line otherwise."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"checkpoint not found: {path}")
+    if path.is_dir():
+        raise ModelError(f"checkpoint path is a directory: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError, OSError,
+            AttributeError, TypeError, KeyError, IndexError) as e:
+        raise ModelError(f"{path} is not a readable lowlight-rt checkpoint ({type(e).__name__})") from e
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelError(f"{path} is not a lowlight-rt checkpoint (no '{FORMAT}' header)")
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise ModelError(f"{path}: unsupported checkpoint format version {payload.get('format_version')!r}")
+    for key, kind in (("arch", str), ("config", dict), ("state_dict", dict), ("metadata", dict)):
+        if not isinstance(payload.get(key), kind):
+            raise ModelError(f"{path}: checkpoint field {key!r} is missing or malformed")
+    return payload
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[EnhancementModel, dict[str, Any]]:
+    """Build the model a checkpoint describes and load its weights. Returns ``(model.eval(), metadata)``."""
+    payload = read_checkpoint(path)
+    model = create_model(payload["arch"], **payload["config"])
+    try:
+        model.load_state_dict(payload["state_dict"], strict=True)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise ModelError(f"{path}: weights do not match architecture {payload['arch']!r} ({first})") from e
+    return model.eval(), payload["metadata"]
