@@ -1,0 +1,209 @@
+"""The ``lowlight-rt`` command: enhance a file, an image folder, a camera or a network stream.
+
+Every user error ends in ONE line on stderr and a documented non-zero exit code
+(see :mod:`lowlight_rt.errors`); ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+from typing import Sequence
+
+from . import __version__
+from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, InputError, LowlightError,
+                     OutputError)
+
+EPILOG = """\
+exit codes:
+  0    success
+  1    internal error (a bug: please report it with --debug output)
+  2    bad command line
+  3    input missing, unreadable or corrupt; camera absent; stream unreachable
+  4    output not writable, or output path equals the input
+  5    unknown model name, or a file that is not a lowlight-rt checkpoint
+  6    an error stopped processing mid-way: the output was finalised but is PARTIAL
+  7    requested device not available (e.g. --device cuda without CUDA)
+  130  interrupted (Ctrl-C): the output was finalised but is PARTIAL
+
+examples:
+  lowlight-rt --demo --out demo_clean.mp4        enhance the bundled demo clip
+  lowlight-rt --input night.mp4 --out clean.mp4  enhance a video file (audio kept)
+  lowlight-rt --input photos/ --out bright/      enhance a folder of images
+  lowlight-rt --camera 0                         live viewer on the first camera
+  lowlight-rt --camera 0 --no-gui --out rec.mp4  record enhanced camera video headless
+  lowlight-rt --input rtsp://host/stream --view  live viewer on a network stream
+  lowlight-rt bench --json                       speed benchmark
+"""
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = text.lower().split("x")
+        return int(w), int(h)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
+
+
+def _strength(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("strength must be in [0, 1]")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lowlight-rt",
+        description="Real-time low-light video enhancement. Default model: see --list-models "
+                    "('classical' = adaptive gamma + CLAHE-style local contrast, no learning, used "
+                    "until a trained student ships in assets/models/).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_argument_group("input (one of)")
+    src.add_argument("--input", "-i", metavar="PATH|URL",
+                     help="video file, image, image folder, or rtsp:// / http(s):// stream")
+    src.add_argument("--camera", metavar="N", help="camera index (v4l2 /dev/videoN, avfoundation, dshow)")
+    src.add_argument("--demo", action="store_true", help="use the bundled demo clip (assets/demo)")
+    cam = p.add_argument_group("camera options")
+    cam.add_argument("--camera-size", type=_size, metavar="WxH", help="capture size, e.g. 1280x720")
+    cam.add_argument("--camera-fps", type=float, metavar="FPS", help="capture frame rate")
+    cam.add_argument("--pixel-format", metavar="FMT", help="capture pixel format, e.g. mjpeg, yuyv422")
+    out = p.add_argument_group("output")
+    out.add_argument("--out", "-o", metavar="PATH", help="output .mp4 (video, stream, camera) or folder/image")
+    out.add_argument("--side-by-side", action="store_true", help="write input | enhanced side by side")
+    out.add_argument("--crf", type=int, default=18, help="x264 quality, lower is better (default 18)")
+    out.add_argument("--preset", default="veryfast", help="x264 preset (default veryfast)")
+    out.add_argument("--view", action="store_true", help="open the viewer for a file or stream")
+    out.add_argument("--no-gui", action="store_true", help="camera/stream: record headless (needs --out)")
+    out.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames (live sources)")
+    mdl = p.add_argument_group("model and engine")
+    mdl.add_argument("--model", "-m", metavar="PATH|NAME", help="checkpoint path or model name")
+    mdl.add_argument("--list-models", action="store_true", help="list available models and exit")
+    mdl.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    mdl.add_argument("--fp32", action="store_true", help="CUDA: run in float32 instead of float16")
+    mdl.add_argument("--proc-size", type=int, metavar="PX",
+                     help="short side the network runs at (default: the model's); output stays full size")
+    mdl.add_argument("--strength", type=_strength, default=1.0, help="blend in [0, 1] (default 1)")
+    mdl.add_argument("--batch", type=int, default=None, help="frames per inference batch (files)")
+    mdl.add_argument("--threads", type=int, default=None, help="CPU threads for inference")
+    ui = p.add_argument_group("viewer (for scripts and tests)")
+    ui.add_argument("--quit-after", type=int, metavar="N", help="quit the viewer after N frames shown")
+    ui.add_argument("--screenshot", metavar="PNG", help="save the viewer window when it quits")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--version", action="version", version=f"lowlight-rt {__version__}")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``lowlight-rt`` console script. Returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        if argv and argv[0] == "bench":
+            from .bench import main as bench_main
+            return bench_main(argv[1:])
+        args = build_parser().parse_args(argv)
+        return _run(args)
+    except SystemExit as e:  # argparse: --help, --version, usage errors
+        return int(e.code) if isinstance(e.code, int) else (EXIT_OK if e.code is None else EXIT_USAGE)
+    except KeyboardInterrupt:
+        print("lowlight-rt: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except LowlightError as e:
+        if debug:
+            traceback.print_exc()
+        print(f"lowlight-rt: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except Exception as e:  # a bug: still one line unless --debug
+        if debug:
+            traceback.print_exc()
+        print(f"lowlight-rt: internal error: {type(e).__name__}: {e} (run with --debug for details)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .models.hub import list_available_models
+
+    if args.list_models:
+        for name, description in list_available_models().items():
+            print(f"{name:20s} {description}")
+        return EXIT_OK
+
+    chosen = [x for x in (args.input is not None, args.camera is not None, args.demo) if x]
+    if len(chosen) != 1:
+        build_parser().error("give exactly one of --input, --camera, --demo")
+    if args.demo:
+        from .demo import demo_clip_path
+        path = demo_clip_path()
+        if not path.exists():
+            raise InputError(f"demo clip missing: {path} (regenerate with: python -m lowlight_rt.demo --regenerate)")
+        args.input = str(path)
+
+    spec: str | int = args.input if args.input is not None else _camera_spec(args.camera)
+    is_live = not isinstance(spec, str) or _is_url(spec)
+    wants_viewer = args.view or (args.camera is not None and not args.no_gui)
+    if wants_viewer:
+        return _run_viewer(args, spec)
+    if args.out is None:
+        if is_live:
+            raise OutputError("headless capture needs --out rec.mp4 (or drop --no-gui to open the viewer)")
+        raise OutputError("no --out given (or use --view to watch instead)")
+    return _run_headless(args, spec, is_live)
+
+
+def _camera_spec(text: str) -> int | str:
+    return int(text) if text.isdigit() else text
+
+
+def _is_url(spec: str) -> bool:
+    return "://" in spec
+
+
+def _check_output(spec: str | int, out: str) -> Path:
+    """Refuse an output that would overwrite the input; returns the output path."""
+    out_path = Path(out)
+    if isinstance(spec, str) and not _is_url(spec):
+        src = Path(spec)
+        if src.exists() and out_path.exists() and src.resolve() == out_path.resolve():
+            raise OutputError(f"output {out} is the input file; refusing to overwrite it")
+        if src.resolve() == out_path.resolve():
+            raise OutputError(f"output {out} is the input path; refusing to overwrite it")
+    return out_path
+
+
+def _build_engine(args: argparse.Namespace):
+    from .engine import Engine
+    from .models.hub import load_model
+
+    model, info = load_model(args.model)
+    engine = Engine(model, device=args.device, fp16=not args.fp32, proc_size=args.proc_size,
+                    strength=args.strength, threads=args.threads)
+    return engine, info
+
+
+def _run_headless(args: argparse.Namespace, spec: str | int, is_live: bool) -> int:
+    from .pipeline import run_to_output
+
+    out_path = _check_output(spec, args.out)
+    engine, info = _build_engine(args)
+    return run_to_output(spec, out_path, engine, args=args, model_info=info, is_live=is_live)
+
+
+def _run_viewer(args: argparse.Namespace, spec: str | int) -> int:
+    from ui.app import run_viewer
+
+    return run_viewer(source_spec=spec, model=args.model, device=args.device, fp16=not args.fp32,
+                      proc_size=args.proc_size, strength=args.strength, record=args.out,
+                      side_by_side=args.side_by_side, quit_after=args.quit_after,
+                      screenshot=args.screenshot, camera_size=args.camera_size,
+                      camera_fps=args.camera_fps, pixel_format=args.pixel_format)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
