@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from PyQt6 import sip
 from PyQt6.QtCore import QRectF
 from PyQt6.QtGui import QImage
 
@@ -19,7 +20,8 @@ def numpy_to_qimage(image: np.ndarray) -> QImage:
     if image.strides[1] != 3 or image.strides[2] != 1:
         raise ValueError("pixels must be packed RGB (use np.ascontiguousarray first)")
     h, w = image.shape[:2]
-    return QImage(image.data, w, h, image.strides[0], QImage.Format.Format_RGB888)
+    ptr = sip.voidptr(image.ctypes.data)  # first pixel of the view (works for row-padded views too)
+    return QImage(ptr, w, h, image.strides[0], QImage.Format.Format_RGB888)
 
 
 def qimage_to_numpy(image: QImage) -> np.ndarray:

@@ -47,11 +47,15 @@ def describe_spec(spec: Any) -> str:
 
 
 def is_live_spec(spec: Any) -> bool:
-    """Cameras, URLs and custom factories are treated as live (reconnected when they fail)."""
+    """Cameras, streams, ``fake:`` and custom factories are live (reconnected when they fail)."""
     if callable(spec) or isinstance(spec, int):
         return True
-    text = str(spec)
-    return text.startswith("camera:") or "://" in text
+    try:
+        from lowlight_rt.sources import source_kind
+
+        return source_kind(spec) in ("camera", "stream", "fake")
+    except Exception:  # noqa: BLE001 - an unsupported spec fails later, when opened
+        return False
 
 
 def save_snapshot(directory: str | Path, image: np.ndarray, enhanced: np.ndarray,
@@ -159,13 +163,16 @@ class ViewerSession(QObject):
             return spec(proc_size=proc, size_multiple=multiple)
         from lowlight_rt.sources import open_source
 
+        o = self.options
+        camera: dict[str, Any] = {}
+        if o.camera_size is not None:
+            camera["width"], camera["height"] = o.camera_size
+        if o.camera_fps is not None:
+            camera["fps"] = o.camera_fps
+        if o.pixel_format is not None:
+            camera["pixel_format"] = o.pixel_format
         kwargs: dict[str, Any] = {"proc_size": proc, "size_multiple": multiple, "realtime": True,
-                                  "loop": self.options.loop}
-        if not isinstance(spec, (str, Path)) or str(spec).startswith("camera:") or isinstance(spec, int):
-            for name in ("camera_size", "camera_fps", "pixel_format"):
-                value = getattr(self.options, name)
-                if value is not None:
-                    kwargs[name] = value
+                                  "loop": o.loop, "camera_options": camera or None}
         return open_source(spec, **kwargs)
 
     # ------------------------------------------------------------------ opening sources
