@@ -74,6 +74,18 @@ def test_enhance_full_from_low(name):
 
 
 @pytest.mark.parametrize("name", list(NARROW))
+def test_half_precision_forward(name):
+    # the runtime's CUDA path runs models in FP16; CPU float16 convs exercise the same dtype handling
+    model = build(name).eval()
+    x = torch.rand(1, 3, 20, 28)
+    with torch.no_grad():
+        ref = model(x)
+        out = model.half()(x.half())
+    assert out.dtype == torch.float16 and out.shape == x.shape
+    assert (out.float() - ref).abs().max() < 0.05
+
+
+@pytest.mark.parametrize("name", list(NARROW))
 def test_gradients_reach_every_parameter(name):
     model = build(name).train()
     x = torch.rand(2, 3, 20, 28)

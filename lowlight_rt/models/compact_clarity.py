@@ -75,18 +75,21 @@ class FFTBranch(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
+        wdt = self.proj.weight.dtype  # the 1x1 convs run in the weights' dtype (fp16 models included)
         with torch.autocast(device_type=x.device.type, enabled=False):
             spec = torch.fft.rfft2(x.float(), norm="ortho")
             re, im = spec.real, spec.imag
             amp = (re * re + im * im + 1e-8).sqrt()
-            new_amp = amp * torch.exp(self.amp(torch.log1p(amp)).clamp(-10, 10))
+            gain = self.amp(torch.log1p(amp).to(wdt)).float()
+            new_amp = amp * torch.exp(gain.clamp(-10, 10))
             u = torch.cat([re / amp, im / amp], 1)
-            u = u + self.pha(u)
+            u = u + self.pha(u.to(wdt)).float()
             ur, ui = u.chunk(2, dim=1)
             norm = (ur * ur + ui * ui + 1e-8).sqrt()
             spec = torch.complex(new_amp * ur / norm, new_amp * ui / norm)
             y = torch.fft.irfft2(spec, s=(h, w), norm="ortho")
-        return self.proj(y.to(x.dtype))
+            y = self.proj(y.to(wdt))
+        return y.to(x.dtype)
 
 
 class GradientGuidedConv(nn.Module):

@@ -100,7 +100,7 @@ class GradientGuidedNet(EnhancementModel):
         xp, size = pad_to_multiple(x, self.size_multiple)
         shallow = self.head(xp)
         f = self.down(shallow)
-        g = self.grad_head(sobel_magnitude(xp))
+        g = self.grad_head(sobel_magnitude(xp).to(xp.dtype))
         feats = []
         for block, grad_block in zip(self.blocks, self.grad_blocks):
             g = grad_block(g)
