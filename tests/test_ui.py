@@ -139,3 +139,257 @@ def test_split_divider_follows_mouse_drag(qtbot):
     assert right == pytest.approx(200, abs=3)     # enhanced right of it
     view.toggle_mode()
     assert view.mode == SIDE_BY_SIDE
+
+
+# ---------------------------------------------------------------------------------- the window
+# Everything below drives the real MainWindow -> ViewerSession -> lowlight_rt Pipeline.
+import cv2  # noqa: E402
+
+from lowlight_rt.errors import EXIT_INPUT  # noqa: E402
+
+W, H = 160, 96
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    from tests.media import make_clip
+
+    return make_clip(tmp_path_factory.mktemp("ui") / "dark.mp4", width=W, height=H, frames=60, fps=30,
+                     audio=True, dark=True)
+
+
+def fake_camera(fail_at: int | None = None, fail_opens: int = 1, w: int = W, h: int = H, fps: float = 30.0):
+    """A factory of FakeLiveSources; the first ``fail_opens`` sources die at frame ``fail_at``."""
+    from lowlight_rt.sources.fake import FakeLiveSource, moving_pattern
+
+    state = {"opens": 0}
+
+    def factory(proc_size=None, size_multiple=8):
+        state["opens"] += 1
+        gen = moving_pattern(w, h)
+        if fail_at is not None and state["opens"] <= fail_opens:
+            inner = gen
+
+            def gen(i: int) -> np.ndarray:
+                if i >= fail_at:
+                    raise OSError("camera unplugged")
+                return inner(i)
+
+        return FakeLiveSource(w, h, fps, generator=gen, proc_size=proc_size, size_multiple=size_multiple)
+
+    factory.description = "fake camera"
+    factory.state = state
+    return factory
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path):
+    from ui.app import MainWindow
+
+    windows = []
+
+    def make(spec, **kw):
+        kw.setdefault("model", "classical")
+        kw.setdefault("output_dir", str(tmp_path))
+        kw.setdefault("retry_delay", 0.2)
+        kw.setdefault("size", (700, 360))
+        win = MainWindow(ViewerOptions(source_spec=spec, **kw))
+        qtbot.addWidget(win)
+        win.show()
+        win.start()
+        windows.append(win)
+        return win
+
+    yield make
+    for win in windows:
+        win.close()
+        assert win.session.pipeline is None
+
+
+def _wait_frames(qtbot, win, n: int, timeout: int = 15000) -> None:
+    target = win.shown + n
+    qtbot.waitUntil(lambda: win.shown >= target, timeout=timeout)
+
+
+def _pane_vs_array(img: np.ndarray, rect: QRectF, arr: np.ndarray) -> float:
+    """Mean abs difference between a pane on screen and the array it should show."""
+    x0, y0 = int(np.ceil(rect.left())) + 1, int(np.ceil(rect.top())) + 1
+    x1, y1 = int(rect.right()) - 1, int(rect.bottom()) - 1
+    shown = img[y0:y1, x0:x1].astype(np.float32)
+    ref = cv2.resize(arr, (int(rect.width()), int(rect.height())), interpolation=cv2.INTER_AREA)
+    ref = ref[1:1 + shown.shape[0], 1:1 + shown.shape[1]].astype(np.float32)
+    return float(np.abs(shown - ref).mean())
+
+
+def test_window_plays_clip_side_by_side(qtbot, make_window, clip):
+    win = make_window(str(clip))
+    _wait_frames(qtbot, win, 5)
+    inp, enh = win.view.current_images()
+    img = _grab(win.view)
+    rects = win.view.pane_rects()
+    assert inp.shape == enh.shape == (H, W, 3)
+    # each pane shows its own picture...
+    assert _pane_vs_array(img, rects["input"], inp) < 6
+    assert _pane_vs_array(img, rects["enhanced"], enh) < 6
+    # ...and the enhanced pane is clearly brighter than the input pane
+    assert _region_mean(img, rects["enhanced"]) > _region_mean(img, rects["input"]) + 30
+    assert win.session.live is False and win.seek_row.isVisible()
+    lines = " ".join(win.overlay_lines())
+    for word in ("capture", "inference", "display", "latency", "dropped", "classical", "proc"):
+        assert word in lines
+    assert win.latency.median() is not None and win.latency.median() < 5
+
+
+def test_strength_zero_shows_input(qtbot, make_window):
+    win = make_window(fake_camera())
+    _wait_frames(qtbot, win, 2)
+    win.set_strength(0.0)
+    assert win.session.engine.strength == 0.0
+    seq = win._last_seq
+    qtbot.waitUntil(lambda: win._last_seq is not None and win._last_seq >= seq + 3, timeout=10000)
+    inp, enh = win.view.current_images()
+    assert np.abs(inp.astype(int) - enh.astype(int)).max() <= 1
+    img = _grab(win.view)
+    r = win.view.pane_rects()
+    assert abs(_region_mean(img, r["input"]) - _region_mean(img, r["enhanced"])) < 1.5
+
+
+def test_split_mode_by_shortcut_and_drag(qtbot, make_window):
+    win = make_window(fake_camera())
+    _wait_frames(qtbot, win, 2)
+    win.activateWindow()
+    win.view.setFocus()
+    qtbot.keyClick(win.view, Qt.Key.Key_V)
+    assert win.view.mode == SPLIT
+    r = win.view.pane_rects()["picture"]
+    y = int(r.center().y())
+    x_to = int(r.left() + 0.7 * r.width())
+    qtbot.mousePress(win.view, Qt.MouseButton.LeftButton, pos=QPoint(int(win.view.divider_x()), y))
+    qtbot.mouseMove(win.view, QPoint(x_to, y))
+    qtbot.mouseRelease(win.view, Qt.MouseButton.LeftButton, pos=QPoint(x_to, y))
+    assert win.view.split == pytest.approx(0.7, abs=0.01)
+    _wait_frames(qtbot, win, 1)
+    img = _grab(win.view)
+    inp, enh = win.view.current_images()
+    left = QRectF(r.left(), r.top(), x_to - r.left() - 3, r.height())
+    right = QRectF(x_to + 3, r.top(), r.right() - x_to - 3, r.height())
+    assert _region_mean(img, right) > _region_mean(img, left) + 30
+
+
+def test_snapshot_and_record_write_valid_files(qtbot, make_window, clip, tmp_path):
+    import av
+
+    win = make_window(str(clip))
+    _wait_frames(qtbot, win, 2)
+    paths = win.snapshot()
+    assert paths is not None
+    snap_in = cv2.imread(str(paths[0]))[..., ::-1]
+    snap_out = cv2.imread(str(paths[1]))[..., ::-1]
+    assert snap_in.shape == snap_out.shape == (H, W, 3)
+    assert snap_out.mean() > snap_in.mean() + 30
+
+    for sbs in (False, True):
+        rec = win.toggle_recording(side_by_side=sbs)
+        assert rec is not None and win.session.recording
+        _wait_frames(qtbot, win, 12)
+        assert win.toggle_recording() == rec and not win.session.recording
+        with av.open(str(rec)) as c:
+            v = c.streams.video[0]
+            assert (v.codec_context.width, v.codec_context.height) == ((2 * W if sbs else W), H)
+            assert len(c.streams.audio) == 1            # the clip's audio is kept
+            frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+        assert len(frames) >= 10
+        if sbs:
+            assert frames[-1][:, W:].mean() > frames[-1][:, :W].mean() + 30
+
+
+def test_file_pause_and_seek(qtbot, make_window, clip):
+    win = make_window(str(clip))
+    _wait_frames(qtbot, win, 3)
+    win.toggle_pause()
+    qtbot.wait(150)
+    shown = win.shown
+    qtbot.wait(400)
+    assert win.shown <= shown + 1
+    win.toggle_pause()
+    _wait_frames(qtbot, win, 3)
+    win.session.seek(1.5)
+    qtbot.waitUntil(lambda: (win.session.position(win._current.frame) or 0) % 2.0 >= 1.4, timeout=5000)
+
+
+def test_live_source_dies_shows_error_and_reconnects(qtbot, make_window):
+    cam = fake_camera(fail_at=5)
+    win = make_window(cam)
+    qtbot.waitUntil(lambda: "camera unplugged" in win.banner.text(), timeout=10000)
+    assert "reconnecting" in win.banner.text()
+    # the window is alive and the source comes back after the backoff
+    qtbot.waitUntil(lambda: cam.state["opens"] >= 2 and win.session.pipeline is not None, timeout=10000)
+    _wait_frames(qtbot, win, 5)
+    assert win.banner.text() == ""
+    assert win.isVisible()
+
+
+def test_unreadable_file_and_bad_checkpoint_show_errors(qtbot, make_window, clip, tmp_path):
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    win = make_window(str(junk))
+    qtbot.waitUntil(lambda: win.banner.kind == "error" and "junk.mp4" in win.banner.text(), timeout=10000)
+    assert win.session.pipeline is None and win.isVisible()
+    win.open_source(str(clip))                  # the app survived: open something that works
+    _wait_frames(qtbot, win, 3)
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    win.session.set_model(str(bad))
+    qtbot.waitUntil(lambda: "Cannot load model" in win.banner.text(), timeout=10000)
+    _wait_frames(qtbot, win, 3)                 # still playing with the old model
+    assert win.session.model_name == "classical"
+
+
+def test_drop_a_file_opens_it(qtbot, make_window, clip):
+    from PyQt6.QtCore import QMimeData, QPointF, QUrl
+    from PyQt6.QtGui import QDropEvent
+
+    win = make_window(None)
+    assert win.session.pipeline is None
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(clip))])
+    event = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                       Qt.KeyboardModifier.NoModifier)
+    win.dropEvent(event)
+    _wait_frames(qtbot, win, 3)
+    assert win.session.spec == str(clip)
+
+
+@pytest.mark.qt_no_exception_capture
+def test_exception_in_slot_does_not_abort(qtbot, make_window):
+    from PyQt6.QtCore import QTimer
+
+    from ui.app import install_excepthook
+
+    previous = install_excepthook()
+    try:
+        win = make_window(fake_camera())
+        _wait_frames(qtbot, win, 2)
+
+        def broken_slot() -> None:
+            raise ZeroDivisionError("boom in a slot")
+
+        QTimer.singleShot(0, broken_slot)
+        qtbot.waitUntil(lambda: "boom in a slot" in win.banner.text(), timeout=5000)
+        _wait_frames(qtbot, win, 3)             # still running
+    finally:
+        sys.excepthook = previous
+
+
+def test_run_viewer_quit_after_and_screenshot(qapp, clip, tmp_path):
+    from ui.app import run_viewer
+
+    shot = tmp_path / "shot.png"
+    code = run_viewer(source_spec=str(clip), model="classical", quit_after=4, screenshot=str(shot),
+                      size=(640, 320))
+    assert code == 0
+    img = cv2.imread(str(shot))
+    assert img is not None and img.shape[1] >= 600 and img.std() > 5
+    code = run_viewer(source_spec=str(tmp_path / "missing.mp4"), model="classical", quit_after=4)
+    assert code == EXIT_INPUT
+    assert not [t for t in threading.enumerate() if t.name.startswith(("lowlight-source", "lowlight-ui"))]

@@ -28,7 +28,8 @@ class ViewerOptions:
         mode: ``"side"`` (side by side) or ``"split"``.
         fullscreen: start fullscreen.
         camera_size / camera_fps / pixel_format: camera capture options.
-        retry_max_delay: longest wait (s) between reconnection attempts of a live source.
+        retry_delay / retry_max_delay: first and longest wait (s) between reconnection attempts of a
+            live source (the wait doubles after each failed attempt).
     """
 
     source_spec: Any = None
@@ -48,6 +49,7 @@ class ViewerOptions:
     camera_size: tuple[int, int] | None = None
     camera_fps: float | None = None
     pixel_format: str | None = None
+    retry_delay: float = 1.0
     retry_max_delay: float = 10.0
     size: tuple[int, int] = (1280, 600)
     extra: dict[str, Any] = field(default_factory=dict)

@@ -107,7 +107,7 @@ class ViewerSession(QObject):
         self._record_sink: Any = None
         self._record_pending = options.record
         self._token = 0
-        self._retry_delay = 1.0
+        self._retry_delay = options.retry_delay
         self._retries = 0
         self._closing = False
         self._threads: list[threading.Thread] = []
@@ -116,6 +116,11 @@ class ViewerSession(QObject):
         self._retry_timer.timeout.connect(self._reopen)
         self._done.connect(self._on_done)
         self.busy = False
+        self.failed_error: BaseException | None = None
+        self.failed.connect(self._remember_failure)
+
+    def _remember_failure(self, error: BaseException) -> None:
+        self.failed_error = error
 
     # ------------------------------------------------------------------ worker threads
     def _async(self, what: str, fn: Callable[[], Any], token: int | None = None) -> None:
@@ -179,7 +184,7 @@ class ViewerSession(QObject):
     def open(self, spec: Any) -> None:
         """Stop what plays and open ``spec`` (path, URL, camera index or factory) in the background."""
         self._retry_timer.stop()
-        self._retry_delay, self._retries = 1.0, 0
+        self._retry_delay, self._retries = self.options.retry_delay, 0
         self.spec = spec
         self.live = is_live_spec(spec)
         self._start_open()
@@ -262,7 +267,7 @@ class ViewerSession(QObject):
                 self.message.emit(f"End of {describe_spec(self.spec)}", "info")
             return
         if self._retries and _stat(p, "frames_out") > 0:
-            self._retries, self._retry_delay = 0, 1.0
+            self._retries, self._retry_delay = 0, self.options.retry_delay
 
     def _handle_failure(self, error: BaseException, *, while_opening: bool) -> None:
         log.warning("source failed: %s", error, exc_info=not isinstance(error, LowlightError))
@@ -280,7 +285,7 @@ class ViewerSession(QObject):
         self._retries += 1
         delay = self._retry_delay
         self._retry_delay = min(self.options.retry_max_delay, self._retry_delay * 2)
-        self.message.emit(f"{describe_spec(self.spec)}: {text} \u2014 reconnecting in {delay:.0f} s "
+        self.message.emit(f"{describe_spec(self.spec)}: {text} \u2014 reconnecting in {delay:.1f} s "
                           f"(attempt {self._retries})", "error")
         if self.options.quit_after is not None and self._retries > 3:
             self.failed.emit(error)
