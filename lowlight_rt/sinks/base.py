@@ -1,0 +1,24 @@
+"""The Sink protocol: anything that consumes ``(frame, enhanced)`` pairs."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from lowlight_rt.frames import Frame
+
+__all__ = ["Sink"]
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Consumes enhanced frames in order. ``enhanced`` is ``(H, W, 3)`` uint8 RGB, the size of
+    ``frame.image``. ``close(partial=True)`` means processing stopped early (Ctrl-C / error); a sink
+    must still leave a complete, readable output behind. ``close`` is idempotent."""
+
+    def write(self, frame: Frame, enhanced: np.ndarray) -> None:
+        """Consume one enhanced frame."""
+
+    def close(self, partial: bool = False) -> None:
+        """Finish the output (flush, trailer)."""

@@ -1,0 +1,314 @@
+"""H.264 MP4 sink: input pts kept (VFR survives), audio copied packet for packet, always finalised."""
+
+from __future__ import annotations
+
+import os
+import threading
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from lowlight_rt.errors import OutputError
+from lowlight_rt.frames import Frame
+
+__all__ = ["VideoFileSink", "check_output_path"]
+
+# Keys describing the OLD file's container; the muxer writes fresh ones.
+_TECHNICAL_METADATA = frozenset({"major_brand", "minor_version", "compatible_brands", "encoder"})
+# ITU-R BT.709, limited ("tv") range: what the RGB -> YUV conversion uses and what the file is tagged with.
+_BT709 = 1
+_RANGE_TV = 1
+_AUDIO_LEAD_S = 0.0
+
+
+def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
+def check_output_path(path: str | os.PathLike, input_path: str | os.PathLike | None = None) -> Path:
+    """Raise ``OutputError`` (one line) unless a file can be created at ``path``.
+
+    Checks: not the input, not a directory, the folder exists and is writable, an existing file
+    is writable. Does not create anything.
+    """
+    p = Path(path)
+    if input_path is not None and Path(input_path).exists() and p.exists() and _same_file(p, input_path):
+        raise OutputError(f"output path is the input file: {path}")
+    if p.is_dir():
+        raise OutputError(f"output path is a directory: {path}")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.exists():
+        raise OutputError(f"output folder does not exist: {parent}")
+    if not parent.is_dir():
+        raise OutputError(f"output folder is not a directory: {parent}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"output folder is not writable: {parent}")
+    if p.exists() and not os.access(p, os.W_OK):
+        raise OutputError(f"output file is not writable: {path}")
+    return p
+
+
+class VideoFileSink:
+    """Encodes enhanced frames to H.264 (libx264, yuv420p, BT.709 tagged) in an MP4 / MKV / MOV.
+
+    * Time: the video stream uses ``time_base`` (the input's) and each frame's own ``pts``, so a
+      variable frame rate survives; frames without pts get ``index / fps``. Non-increasing pts
+      are bumped by one tick (counted in ``pts_fixed``).
+    * Audio: every audio stream of ``audio_from`` is copied packet for packet (demux only, no
+      decode), interleaved by time as video is written; ``close()`` copies the rest, or, when
+      ``partial=True``, only the audio up to the end of the last written frame.
+    * Metadata: container metadata of ``audio_from`` (minus brand/encoder keys) plus ``metadata``.
+    * Odd sizes: yuv420p needs even dimensions and H.264 cannot signal a 1-pixel crop in 4:2:0,
+      so by default (``odd_size="pad"``) the picture is padded by one replicated edge row /
+      column (853x481 -> 854x482): no input pixel is lost and every player can decode it.
+      ``odd_size="crop"`` drops that last row / column instead.
+    * ``side_by_side=True`` writes ``input | enhanced`` (width doubled).
+    * ``close()`` always flushes the encoder and writes the trailer, so a file cut short by
+      Ctrl-C or an error is playable.
+
+    Raises:
+        OutputError: the path cannot be written, equals ``audio_from``, or the container cannot
+            hold one of the audio codecs (use .mkv).
+    """
+
+    def __init__(self, path: str | os.PathLike, width: int, height: int, *, time_base: Fraction | None,
+                 fps: float | None, audio_from: str | os.PathLike | None = None, crf: int = 18,
+                 preset: str = "veryfast", side_by_side: bool = False,
+                 metadata: dict[str, str] | None = None, threads: int = 0,
+                 odd_size: str = "pad") -> None:
+        if odd_size not in ("pad", "crop"):
+            raise ValueError("odd_size must be 'pad' or 'crop'")
+        self.path = os.fspath(path)
+        self.width, self.height = int(width), int(height)
+        self.side_by_side = side_by_side
+        self.odd_size = odd_size
+        self.fps = float(fps) if fps else None
+        self.time_base = Fraction(time_base) if time_base else Fraction(1, 90000)
+        self.frames_written = 0
+        self.audio_packets = 0
+        self.pts_fixed = 0
+        self.closed = False
+        self._lock = threading.Lock()
+        self._last_pts: int | None = None
+        self._last_end_s = 0.0
+        self._in: av.container.InputContainer | None = None
+        self._audio_iter = None
+        self._audio_next: av.Packet | None = None
+        self._audio_map: dict[int, av.stream.Stream] = {}
+
+        p = check_output_path(self.path, audio_from)
+        existed = p.exists()
+        cw = self.width * (2 if side_by_side else 1)
+        ch = self.height
+        if odd_size == "pad":
+            self.out_width, self.out_height = cw + cw % 2, ch + ch % 2
+        else:
+            self.out_width, self.out_height = max(2, cw - cw % 2), max(2, ch - ch % 2)
+        options = {}
+        if p.suffix.lower() in (".mp4", ".mov", ".m4v") and self.time_base.numerator == 1:
+            # edit lists (start offsets) are stored in the movie timescale (default 1/1000 s):
+            # use the video time base so a non-zero start time survives exactly
+            options["movie_timescale"] = str(self.time_base.denominator)
+        try:
+            self._out = av.open(self.path, "w", options=options)
+        except (av.error.FFmpegError, OSError, ValueError) as exc:
+            raise OutputError(f"cannot write {self.path}: {_reason(exc)}") from None
+        try:
+            self._setup(audio_from, crf, preset, metadata, threads)
+        except BaseException:
+            self._abort(remove=not existed)
+            raise
+
+    # -- set-up ----------------------------------------------------------------------------
+    def _setup(self, audio_from, crf: int, preset: str, metadata, threads: int) -> None:
+        rate = Fraction(self.fps).limit_denominator(1001) if self.fps else Fraction(30)
+        vs = self._out.add_stream("libx264", rate=rate)
+        vs.width, vs.height = self.out_width, self.out_height
+        vs.pix_fmt = "yuv420p"
+        vs.time_base = self.time_base
+        cc = vs.codec_context
+        cc.time_base = self.time_base
+        cc.framerate = rate
+        cc.thread_count = int(threads)
+        cc.colorspace = _BT709
+        cc.color_primaries = _BT709
+        cc.color_trc = _BT709
+        cc.color_range = _RANGE_TV
+        vs.options = {"crf": str(crf), "preset": preset}
+        self._video = vs
+
+        meta: dict[str, str] = {}
+        if audio_from is not None:
+            try:
+                self._in = av.open(os.fspath(audio_from), "r")
+            except (av.error.FFmpegError, OSError, ValueError) as exc:
+                raise OutputError(f"cannot read audio from {audio_from}: {_reason(exc)}") from None
+            meta.update({k: v for k, v in self._in.metadata.items() if k not in _TECHNICAL_METADATA})
+            if self._in.streams.video and "language" in self._in.streams.video[0].metadata:
+                vs.metadata["language"] = self._in.streams.video[0].metadata["language"]
+            supported = self._out.supported_codecs
+            for a in self._in.streams.audio:
+                name = a.codec_context.name
+                if name not in supported:
+                    raise OutputError(f"audio codec {name} cannot be stored in "
+                                      f"{Path(self.path).suffix or 'this container'}; use .mkv")
+                o = self._out.add_stream_from_template(a)
+                for k, v in a.metadata.items():
+                    if k not in ("handler_name", "vendor_id"):
+                        o.metadata[k] = v
+                self._audio_map[a.index] = o
+            if self._audio_map:
+                self._audio_iter = self._in.demux(*self._in.streams.audio)
+                self._advance_audio()
+            else:
+                self._close_input()
+        meta.update(metadata or {})
+        self._out.metadata.update(meta)
+
+    # -- writing ---------------------------------------------------------------------------
+    def write(self, frame: Frame, enhanced: np.ndarray) -> None:
+        """Encode ``enhanced`` ``(H, W, 3)`` uint8 RGB (same size as ``frame.image``) at ``frame``'s pts."""
+        if enhanced.shape != (self.height, self.width, 3) or enhanced.dtype != np.uint8:
+            raise ValueError(f"enhanced frame is {enhanced.shape} {enhanced.dtype}, expected "
+                             f"({self.height}, {self.width}, 3) uint8")
+        with self._lock:
+            if self.closed:
+                raise OutputError(f"{self.path} is already closed")
+            picture = enhanced
+            if self.side_by_side:
+                picture = np.concatenate([frame.image, enhanced], axis=1)
+            picture = self._fit(picture)
+            pts = self._pts_for(frame)
+            vf = av.VideoFrame.from_ndarray(picture, format="rgb24")
+            vf = vf.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG",
+                             threads=1)
+            vf.pts = pts
+            vf.time_base = self.time_base
+            t = float(pts * self.time_base)
+            step = 1.0 / self.fps if self.fps else 0.0
+            self._last_end_s = max(self._last_end_s, t + step)
+            self._copy_audio_until(t + _AUDIO_LEAD_S)
+            self._mux(self._video.encode(vf))
+            self.frames_written += 1
+
+    def _fit(self, picture: np.ndarray) -> np.ndarray:
+        h, w = picture.shape[:2]
+        if (w, h) == (self.out_width, self.out_height):
+            return picture
+        if self.odd_size == "pad":
+            return np.pad(picture, ((0, self.out_height - h), (0, self.out_width - w), (0, 0)), mode="edge")
+        return np.ascontiguousarray(picture[: self.out_height, : self.out_width])
+
+    def _pts_for(self, frame: Frame) -> int:
+        if frame.pts is not None:
+            if frame.time_base is not None and Fraction(frame.time_base) != self.time_base:
+                pts = int(round(Fraction(frame.pts) * Fraction(frame.time_base) / self.time_base))
+            else:
+                pts = int(frame.pts)
+        else:
+            fps = self.fps or 30.0
+            pts = int(round(Fraction(frame.index) / Fraction(fps).limit_denominator(1001) / self.time_base))
+        if self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + 1
+            self.pts_fixed += 1
+        self._last_pts = pts
+        return pts
+
+    def _mux(self, packets) -> None:
+        try:
+            self._out.mux(packets)
+        except (av.error.FFmpegError, OSError) as exc:
+            raise OutputError(f"cannot write {self.path}: {_reason(exc)}") from None
+
+    # -- audio copy ------------------------------------------------------------------------
+    def _advance_audio(self) -> None:
+        self._audio_next = None
+        if self._audio_iter is None:
+            return
+        while True:
+            try:
+                pkt = next(self._audio_iter)
+            except StopIteration:
+                self._audio_iter = None
+                return
+            except (av.error.FFmpegError, OSError):
+                # damaged / truncated input: keep the audio copied so far
+                self._audio_iter = None
+                return
+            if pkt.dts is None or pkt.size == 0:
+                continue
+            self._audio_next = pkt
+            return
+
+    def _packet_time(self, pkt: av.Packet) -> float:
+        ts = pkt.pts if pkt.pts is not None else pkt.dts
+        return float(ts * pkt.time_base)
+
+    def _copy_audio_until(self, t: float | None) -> None:
+        while self._audio_next is not None and (t is None or self._packet_time(self._audio_next) <= t):
+            pkt = self._audio_next
+            pkt.stream = self._audio_map[pkt.stream.index]
+            self._mux(pkt)
+            self.audio_packets += 1
+            self._advance_audio()
+
+    # -- closing ---------------------------------------------------------------------------
+    def close(self, partial: bool = False) -> None:
+        """Flush the encoder, copy the remaining audio (up to the last frame if ``partial``) and
+        write the trailer. Idempotent; the file is playable afterwards."""
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            error: BaseException | None = None
+            for step in (self._flush_video, lambda: self._copy_audio_until(self._last_end_s if partial else None)):
+                try:
+                    step()
+                except BaseException as exc:  # noqa: BLE001 - keep finalising, re-raise below
+                    error = error or exc
+            try:
+                self._out.close()
+            except (av.error.FFmpegError, OSError) as exc:
+                error = error or OutputError(f"cannot finalise {self.path}: {_reason(exc)}")
+            self._close_input()
+            if error is not None:
+                raise error
+
+    def _flush_video(self) -> None:
+        self._mux(self._video.encode(None))
+
+    def _close_input(self) -> None:
+        c, self._in = self._in, None
+        self._audio_iter = None
+        self._audio_next = None
+        if c is not None:
+            c.close()
+
+    def _abort(self, remove: bool) -> None:
+        try:
+            self._out.close()
+        except Exception:  # noqa: BLE001 - construction already failed; report that error
+            pass
+        self._close_input()
+        self.closed = True
+        if remove:
+            try:
+                os.remove(self.path)
+            except OSError:
+                pass
+
+    def __enter__(self) -> VideoFileSink:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(partial=exc_type is not None)
+
+
+def _reason(exc: BaseException) -> str:
+    msg = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return " ".join(str(msg).split())

@@ -1,0 +1,440 @@
+"""The Source interface, its capture thread, and the two frame buffers between capture and consumer.
+
+A source opens its input in the constructor (raising :class:`~lowlight_rt.errors.InputError` with
+one line), then :meth:`Source.start` runs :meth:`Source._capture` in its own thread. Frames reach
+the consumer through either
+
+* :class:`BoundedFrameQueue` (files, images): every frame, in order, with back-pressure, or
+* :class:`LatestFrameBuffer` (camera, stream): one slot, the newest frame wins, replaced frames are
+  counted as dropped.
+
+End of stream and errors travel through the same buffer: :meth:`Source.read` returns the frames
+that were produced, then ``None`` at the end, or re-raises the capture thread's exception.
+"""
+
+from __future__ import annotations
+
+import abc
+import collections
+import threading
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+
+from lowlight_rt.frames import Frame, processing_shape
+
+__all__ = [
+    "Source",
+    "SourceInfo",
+    "SourceStats",
+    "FrameBuffer",
+    "LatestFrameBuffer",
+    "BoundedFrameQueue",
+    "THREAD_PREFIX",
+    "resize_rgb",
+]
+
+THREAD_PREFIX = "lowlight-source"
+"""Every capture thread's name starts with this (tests check none is left after ``stop()``)."""
+
+
+@dataclass
+class SourceInfo:
+    """What is known about an input once it is open.
+
+    ``width``/``height`` are the full-resolution frame size (of the first image for folders);
+    ``time_base`` is the unit of ``Frame.pts`` (``None`` for images); ``frame_count`` is ``None``
+    when unknown or unbounded (live).
+    """
+
+    width: int
+    height: int
+    fps: float | None = None
+    time_base: Fraction | None = None
+    is_live: bool = False
+    frame_count: int | None = None
+    path: str | None = None
+    audio_stream_indices: list[int] = field(default_factory=list)
+    metadata: dict[str, str] = field(default_factory=dict)
+    kind: str = "file"
+    duration: float | None = None
+
+
+class SourceStats:
+    """Thread-safe counters: ``captured``, ``dropped``, ``decode_errors``, ``reconnects``."""
+
+    FIELDS = ("captured", "dropped", "decode_errors", "reconnects")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values = dict.fromkeys(self.FIELDS, 0)
+
+    def add(self, name: str, n: int = 1) -> None:
+        """Increment counter ``name`` by ``n``."""
+        with self._lock:
+            self._values[name] += n
+
+    def snapshot(self) -> dict[str, int]:
+        """A consistent copy of all counters."""
+        with self._lock:
+            return dict(self._values)
+
+    @property
+    def captured(self) -> int:
+        with self._lock:
+            return self._values["captured"]
+
+    @property
+    def dropped(self) -> int:
+        with self._lock:
+            return self._values["dropped"]
+
+    @property
+    def decode_errors(self) -> int:
+        with self._lock:
+            return self._values["decode_errors"]
+
+    @property
+    def reconnects(self) -> int:
+        with self._lock:
+            return self._values["reconnects"]
+
+    def __repr__(self) -> str:
+        return f"SourceStats({self.snapshot()})"
+
+
+class FrameBuffer(abc.ABC):
+    """A hand-over point between one producer thread and one consumer thread.
+
+    The producer calls :meth:`put` for each frame and finally :meth:`finish` (optionally with an
+    exception). The consumer calls :meth:`get`, which returns the buffered frames, then ``None``
+    (end of stream) or raises the producer's exception. :meth:`cancel` (consumer side) wakes a
+    blocked producer and makes further ``put`` calls return ``False``.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._finished = False
+        self._cancelled = False
+        self._error: BaseException | None = None
+
+    @abc.abstractmethod
+    def put(self, item: Frame) -> bool:
+        """Hand over ``item``; returns ``False`` if the buffer was cancelled (producer should stop)."""
+
+    @abc.abstractmethod
+    def _pop(self) -> Frame | None:
+        """Remove and return the next buffered frame, or ``None`` if empty (lock held)."""
+
+    @abc.abstractmethod
+    def clear(self) -> int:
+        """Discard buffered frames (e.g. after a seek); returns how many were discarded."""
+
+    def get(self, timeout: float | None = None) -> Frame | None:
+        """Next frame; ``None`` at end of stream; raises the producer's error after its last frame.
+
+        Raises:
+            TimeoutError: nothing arrived within ``timeout`` seconds (the stream is still open).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while True:
+                item = self._pop()
+                if item is not None:
+                    self._cond.notify_all()
+                    return item
+                if self._finished or self._cancelled:
+                    if self._error is not None:
+                        raise self._error
+                    return None
+                if deadline is None:
+                    self._cond.wait()
+                else:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError("no frame available yet")
+                    self._cond.wait(left)
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """Producer side: no more frames; ``error`` (if any) is raised by ``get`` after the last one."""
+        with self._cond:
+            self._finished = True
+            if error is not None and self._error is None:
+                self._error = error
+            self._cond.notify_all()
+
+    def cancel(self) -> None:
+        """Consumer side: stop accepting frames and wake anyone waiting."""
+        with self._cond:
+            self._cancelled = True
+            self._cond.notify_all()
+
+    @property
+    def finished(self) -> bool:
+        """True once the producer called :meth:`finish` (frames may still be buffered)."""
+        with self._cond:
+            return self._finished
+
+    @property
+    def cancelled(self) -> bool:
+        with self._cond:
+            return self._cancelled
+
+
+class LatestFrameBuffer(FrameBuffer):
+    """One slot, newest frame wins. A frame replaced before it was read counts as dropped."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._slot: Frame | None = None
+        self.dropped = 0
+
+    def put(self, item: Frame) -> bool:
+        with self._cond:
+            if self._cancelled:
+                return False
+            if self._slot is not None:
+                self.dropped += 1
+            self._slot = item
+            self._cond.notify_all()
+            return True
+
+    def put_counting(self, item: Frame) -> tuple[bool, int]:
+        """Like :meth:`put`, also returning how many frames this call dropped (0 or 1)."""
+        with self._cond:
+            before = self.dropped
+            ok = self.put(item)
+            return ok, self.dropped - before
+
+    def _pop(self) -> Frame | None:
+        item, self._slot = self._slot, None
+        return item
+
+    def clear(self) -> int:
+        with self._cond:
+            n = int(self._slot is not None)
+            self._slot = None
+            return n
+
+
+class BoundedFrameQueue(FrameBuffer):
+    """FIFO of at most ``maxsize`` frames; ``put`` blocks while full (back-pressure), never drops."""
+
+    def __init__(self, maxsize: int = 8) -> None:
+        super().__init__()
+        if maxsize < 1:
+            raise ValueError("maxsize must be >= 1")
+        self.maxsize = maxsize
+        self._items: collections.deque[Frame] = collections.deque()
+
+    def put(self, item: Frame) -> bool:
+        with self._cond:
+            while len(self._items) >= self.maxsize and not self._cancelled:
+                self._cond.wait()
+            if self._cancelled:
+                return False
+            self._items.append(item)
+            self._cond.notify_all()
+            return True
+
+    def _pop(self) -> Frame | None:
+        return self._items.popleft() if self._items else None
+
+    def clear(self) -> int:
+        with self._cond:
+            n = len(self._items)
+            self._items.clear()
+            self._cond.notify_all()
+            return n
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._items)
+
+
+def resize_rgb(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Downsample ``(H, W, 3)`` uint8 to ``(height, width, 3)`` with area averaging."""
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+class Source(abc.ABC):
+    """A frame producer running in its own capture thread.
+
+    Subclasses open their input in ``__init__`` (raising ``InputError``), set ``self.info``, and
+    implement :meth:`_capture` (produce frames with :meth:`_emit` until it returns ``False`` or the
+    input ends) and :meth:`_close` (release the input). Use as a context manager or call
+    :meth:`start` / :meth:`stop`.
+    """
+
+    info: SourceInfo
+
+    def __init__(self, *, proc_size: int | None = None, size_multiple: int = 8, live: bool = False,
+                 queue_size: int = 8) -> None:
+        self.stats = SourceStats()
+        self._lock = threading.Lock()
+        self._proc_size = proc_size
+        self._size_multiple = size_multiple
+        self._buffer: FrameBuffer = LatestFrameBuffer() if live else BoundedFrameQueue(queue_size)
+        self._stop_event = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._index = 0
+        self._closed = False
+
+    # -- consumer API -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the capture thread (no-op if already started)."""
+        with self._lock:
+            if self._thread is not None or self._stop_event.is_set():
+                return
+            name = f"{THREAD_PREFIX}-{getattr(self, 'info', None) and self.info.kind or 'source'}"
+            self._thread = threading.Thread(target=self._run, name=name, daemon=False)
+            self._thread.start()
+
+    def read(self, timeout: float | None = None) -> Frame | None:
+        """Next frame, or ``None`` at end of stream. Starts the thread on first use.
+
+        Re-raises the capture thread's exception (after the frames produced before it).
+
+        Raises:
+            TimeoutError: no frame within ``timeout`` seconds while the source is still running.
+        """
+        if self._thread is None and not self._stop_event.is_set():
+            self.start()
+        return self._buffer.get(timeout)
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        """Stop capturing, join the thread and release the input. Idempotent."""
+        self._stop_event.set()
+        self._buffer.cancel()
+        self._wake()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        if thread is None or not thread.is_alive():
+            self._close_once()
+
+    def __enter__(self) -> Source:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def __iter__(self):
+        """Iterate frames until end of stream."""
+        while True:
+            frame = self.read()
+            if frame is None:
+                return
+            yield frame
+
+    @property
+    def running(self) -> bool:
+        """True while the capture thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def proc_size(self) -> int | None:
+        with self._lock:
+            return self._proc_size
+
+    def set_proc_size(self, proc_size: int | None) -> None:
+        """Change the inference short side (``None`` = full size); applies from the next frame."""
+        with self._lock:
+            self._proc_size = proc_size
+
+    def proc_shape(self, width: int, height: int) -> tuple[int, int]:
+        """``(w, h)`` frames of this size are downsampled to for inference."""
+        with self._lock:
+            ps, mult = self._proc_size, self._size_multiple
+        return processing_shape(width, height, ps, mult)
+
+    # -- producer side ------------------------------------------------------------------------
+    @abc.abstractmethod
+    def _capture(self) -> None:
+        """Produce frames with :meth:`_emit` until the input ends or ``_emit`` returns False."""
+
+    @abc.abstractmethod
+    def _close(self) -> None:
+        """Release the input (container, device). Called once, from the thread that finishes."""
+
+    def _wake(self) -> None:
+        """Hook: interrupt a capture thread that may be waiting (pause, backoff sleep)."""
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop_event.is_set()
+
+    def _run(self) -> None:
+        error: BaseException | None = None
+        try:
+            self._capture()
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, re-raised by read()
+            error = exc
+        finally:
+            self._close_once()
+            self._buffer.finish(error)
+
+    def _close_once(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._close()
+
+    def _needs_proc(self, width: int, height: int) -> tuple[int, int] | None:
+        pw, ph = self.proc_shape(width, height)
+        if pw < width or ph < height:
+            return pw, ph
+        return None
+
+    def _frame_from_av(self, vf: av.VideoFrame, pts: int | None, time_base: Fraction | None) -> Frame:
+        """Convert a decoded PyAV frame to a :class:`Frame` (RGB full res + ``proc`` when smaller)."""
+        # threads=1: swscale's automatic threading is several times slower for one frame
+        image = vf.to_ndarray(format="rgb24", threads=1)
+        shape = self._needs_proc(vf.width, vf.height)
+        proc = None
+        if shape is not None:
+            proc = vf.to_ndarray(width=shape[0], height=shape[1], format="rgb24", threads=1)
+        return self._new_frame(image, pts=pts, time_base=time_base, proc=proc)
+
+    def _frame_from_rgb(self, image: np.ndarray, *, pts: int | None = None,
+                        time_base: Fraction | None = None, name: str | None = None,
+                        extra: dict | None = None) -> Frame:
+        """Wrap an ``(H, W, 3)`` uint8 RGB array as a :class:`Frame`, downsampling ``proc`` with cv2."""
+        shape = self._needs_proc(image.shape[1], image.shape[0])
+        proc = resize_rgb(image, *shape) if shape is not None else None
+        return self._new_frame(image, pts=pts, time_base=time_base, proc=proc, name=name, extra=extra)
+
+    def _new_frame(self, image: np.ndarray, *, pts: int | None, time_base: Fraction | None,
+                   proc: np.ndarray | None, name: str | None = None, extra: dict | None = None) -> Frame:
+        frame = Frame(image=np.ascontiguousarray(image), index=self._index, pts=pts,
+                      time_base=time_base, capture_time=time.perf_counter(), proc=proc, name=name,
+                      extra=extra or {})
+        self._index += 1
+        return frame
+
+    def _emit(self, frame: Frame) -> bool:
+        """Hand ``frame`` to the consumer (blocking for files); False means: stop producing."""
+        if self._stop_event.is_set():
+            return False
+        if isinstance(self._buffer, LatestFrameBuffer):
+            ok, dropped = self._buffer.put_counting(frame)
+            if dropped:
+                self.stats.add("dropped", dropped)
+        else:
+            ok = self._buffer.put(frame)
+        if ok:
+            self.stats.add("captured")
+        return ok
+
+    def _sleep(self, seconds: float) -> bool:
+        """Sleep up to ``seconds`` unless stopped; returns False if the source is stopping."""
+        if seconds > 0:
+            self._stop_event.wait(seconds)
+        return not self._stop_event.is_set()

@@ -1,0 +1,73 @@
+"""Error-tolerant demux + decode of one PyAV video stream, shared by file, camera and stream sources."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+import av
+
+__all__ = ["decoded_frames", "describe_av_error", "DecodeGaveUp"]
+
+
+class DecodeGaveUp(Exception):
+    """Raised by :func:`decoded_frames` after too many consecutive demux errors."""
+
+
+def describe_av_error(exc: BaseException) -> str:
+    """A short one-line reason from a PyAV/OS error (no file names, no newlines)."""
+    msg = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return " ".join(str(msg).split())
+
+
+def decoded_frames(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    *,
+    on_error: Callable[[BaseException | None], None],
+    should_stop: Callable[[], bool] = lambda: False,
+    max_consecutive_errors: int = 100,
+    fatal: tuple[type[BaseException], ...] = (),
+) -> Iterator[av.VideoFrame]:
+    """Yield every decodable frame of ``stream`` in order, skipping damaged data.
+
+    A packet the decoder rejects, or a demux error (after which demuxing resumes at the
+    container's current position), calls ``on_error(exc)`` and is skipped. Frames the decoder
+    output with concealed damage (``frame.is_corrupt``) are yielded and reported with
+    ``on_error(None)``. Errors of the ``fatal`` types propagate (streams use this for network
+    errors they reconnect on). Raises :class:`DecodeGaveUp` after ``max_consecutive_errors``
+    demux errors in a row without a decoded frame.
+    """
+    consecutive = 0
+    while True:
+        try:
+            for packet in container.demux(stream):
+                if should_stop():
+                    return
+                try:
+                    frames = stream.decode(packet)
+                except fatal:
+                    raise
+                except (av.error.FFmpegError, ValueError) as exc:
+                    on_error(exc)
+                    continue
+                for frame in frames:
+                    consecutive = 0
+                    if frame.is_corrupt:
+                        on_error(None)
+                    yield frame
+            return
+        except fatal:
+            raise
+        except (av.error.EOFError, EOFError):
+            return
+        except (av.error.FFmpegError, OSError) as exc:
+            on_error(exc)
+            consecutive += 1
+            if consecutive >= max_consecutive_errors:
+                raise DecodeGaveUp(describe_av_error(exc)) from exc
+
+
+def display_name(path: str | os.PathLike) -> str:
+    """How a path is shown in one-line messages."""
+    return os.fspath(path)

@@ -1,0 +1,231 @@
+"""Video file source: every frame, in order, with its pts (PyAV)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from lowlight_rt.errors import InputError
+from lowlight_rt.sources.base import Source, SourceInfo
+from lowlight_rt.sources.decode import DecodeGaveUp, decoded_frames, describe_av_error
+
+__all__ = ["FileSource"]
+
+
+def _open_video_container(path: str) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+    """Open ``path`` and return its container and first video stream, or raise ``InputError``."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"input not found: {path}")
+    if p.is_dir():
+        raise InputError(f"input is a directory with no video file: {path}")
+    if not os.access(p, os.R_OK):
+        raise InputError(f"input is not readable (permission denied): {path}")
+    if p.stat().st_size == 0:
+        raise InputError(f"input is an empty file: {path}")
+    try:
+        container = av.open(str(p), "r")
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        raise InputError(f"cannot open {path}: not a readable video ({describe_av_error(exc)})") from None
+    if not container.streams.video:
+        container.close()
+        raise InputError(f"no video stream in {path}")
+    return container, container.streams.video[0]
+
+
+class FileSource(Source):
+    """Decodes a video file in a capture thread into a bounded queue (every frame, in order).
+
+    Frames keep their stream pts and ``time_base``; damaged packets are skipped and counted in
+    ``stats.decode_errors`` (frames the decoder concealed are kept and counted too).
+
+    Args:
+        path: the video file.
+        proc_size: inference short side (``None`` = full size); ``Frame.proc`` is set when smaller.
+        size_multiple: processing sizes are rounded to this.
+        realtime: pace frames at their pts (viewer playback) instead of as fast as possible.
+        loop: start again at the end (pts keep increasing across loops).
+        queue_size: frames buffered ahead of the consumer.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, proc_size: int | None = None, size_multiple: int = 8,
+                 realtime: bool = False, loop: bool = False, queue_size: int = 8) -> None:
+        super().__init__(proc_size=proc_size, size_multiple=size_multiple, live=False,
+                         queue_size=2 if realtime else queue_size)
+        self.path = os.fspath(path)
+        self.realtime = realtime
+        self.loop = loop
+        self._container, self._stream = _open_video_container(self.path)
+        # slice threading only: frame threading hides per-packet decode errors from the counters
+        self._stream.thread_type = "SLICE"
+        self._control = threading.Condition()
+        self._paused = False
+        self._seek_to: float | None = None
+        self._position = 0.0
+        self._frames = self._new_iterator()
+        try:
+            first = next(self._frames, None)
+        except DecodeGaveUp as exc:
+            first = None
+            reason = str(exc)
+        else:
+            reason = "no decodable frames"
+        if first is None:
+            self._container.close()
+            raise InputError(f"cannot read video from {self.path}: {reason}")
+        self._pending: av.VideoFrame | None = first
+
+        s = self._stream
+        tb = Fraction(s.time_base) if s.time_base is not None else None
+        rate = s.average_rate or s.guessed_rate or s.base_rate
+        duration = None
+        if s.duration is not None and tb is not None:
+            duration = float(s.duration * tb)
+        elif self._container.duration is not None:
+            duration = self._container.duration / av.time_base
+        self.info = SourceInfo(
+            width=first.width, height=first.height, fps=float(rate) if rate else None, time_base=tb,
+            is_live=False, frame_count=(s.frames or None), path=self.path,
+            audio_stream_indices=[a.index for a in self._container.streams.audio],
+            metadata=dict(self._container.metadata), kind="file", duration=duration)
+
+    # -- viewer controls ----------------------------------------------------------------------
+    def pause(self) -> None:
+        """Hold playback (realtime mode) / decoding until :meth:`resume`."""
+        with self._control:
+            self._paused = True
+
+    def resume(self) -> None:
+        """Continue after :meth:`pause`."""
+        with self._control:
+            self._paused = False
+            self._control.notify_all()
+
+    @property
+    def paused(self) -> bool:
+        with self._control:
+            return self._paused
+
+    def seek(self, seconds: float) -> None:
+        """Jump to ``seconds`` from the start; takes effect in the capture thread, frames already
+        buffered are discarded. The next frame is the first one at or after ``seconds``."""
+        with self._control:
+            self._seek_to = max(0.0, float(seconds))
+            self._control.notify_all()
+        self._buffer.clear()
+
+    @property
+    def position(self) -> float:
+        """Time (s, from the file's start) of the last frame handed to the queue."""
+        with self._control:
+            return self._position
+
+    # -- capture thread -----------------------------------------------------------------------
+    def _new_iterator(self):
+        return decoded_frames(self._container, self._stream, on_error=self._on_decode_error,
+                              should_stop=lambda: self.stopping)
+
+    def _on_decode_error(self, exc: BaseException | None) -> None:
+        self.stats.add("decode_errors")
+
+    def _wake(self) -> None:
+        with self._control:
+            self._control.notify_all()
+
+    def _start_time(self) -> int:
+        st = self._stream.start_time
+        return int(st) if st is not None else 0
+
+    def _do_seek(self, seconds: float) -> None:
+        tb = self._stream.time_base
+        target = self._start_time() + int(seconds / tb)
+        self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
+        self._stream.codec_context.flush_buffers()
+        self._frames = self._new_iterator()
+        self._pending = None
+        for vf in self._frames:
+            if vf.pts is None or vf.pts >= target:
+                self._pending = vf
+                break
+        self._buffer.clear()
+
+    def _capture(self) -> None:
+        tb = self._stream.time_base
+        loop_offset = 0
+        last_pts: int | None = None
+        last_step = 1
+        anchor: float | None = None  # perf_counter() at which file time 0 is shown (realtime)
+        while not self.stopping:
+            with self._control:
+                while self._paused and self._seek_to is None and not self.stopping:
+                    self._control.wait(0.1)
+                    anchor = None
+                seek_to, self._seek_to = self._seek_to, None
+            if self.stopping:
+                return
+            if seek_to is not None:
+                self._do_seek(seek_to)
+                loop_offset, last_pts, anchor = 0, None, None
+            if self._pending is not None:
+                vf, self._pending = self._pending, None
+            else:
+                try:
+                    vf = next(self._frames, None)
+                except DecodeGaveUp:
+                    vf = None
+            if vf is None:
+                if not self.loop or last_pts is None:
+                    return
+                self._do_seek(0.0)
+                first_pts = self._pending.pts if self._pending is not None else None
+                if first_pts is None:
+                    return
+                loop_offset = last_pts + last_step - first_pts
+                continue
+            raw_pts = vf.pts
+            pts = None if raw_pts is None else raw_pts + loop_offset
+            if pts is not None and last_pts is not None and pts > last_pts:
+                last_step = pts - last_pts
+            if pts is not None:
+                last_pts = pts
+            pos = float((raw_pts - self._start_time()) * tb) if raw_pts is not None and tb else self._position
+            if self.realtime and raw_pts is not None:
+                t_file = float(pts * tb)
+                now = time.perf_counter()
+                if anchor is None:
+                    anchor = now - t_file
+                if not self._pace(anchor + t_file):
+                    anchor = None
+                    if self.stopping:
+                        return
+                    if self._seek_to is None:
+                        self._pending = vf  # paused: show this frame after resume
+                    continue
+            frame = self._frame_from_av(vf, pts, Fraction(tb) if tb is not None else None)
+            frame.extra["position"] = pos
+            if not self._emit(frame):
+                return
+            with self._control:
+                self._position = pos
+
+    def _pace(self, due: float) -> bool:
+        """Wait until ``due`` (perf_counter); False if interrupted by stop / seek / pause."""
+        with self._control:
+            while True:
+                if self.stopping or self._seek_to is not None or self._paused:
+                    return False
+                left = due - time.perf_counter()
+                if left <= 0:
+                    return True
+                self._control.wait(min(left, 0.05))
+
+    def _close(self) -> None:
+        try:
+            self._container.close()
+        except Exception:  # noqa: BLE001 - closing a damaged container must not mask the real error
+            pass

@@ -1,0 +1,123 @@
+"""Image source: one image file or a folder of images (sorted by name), decoded with OpenCV."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from lowlight_rt.errors import InputError
+from lowlight_rt.sources.base import Source, SourceInfo
+
+__all__ = ["ImageSource", "IMAGE_EXTENSIONS", "is_image_path", "read_image"]
+
+IMAGE_EXTENSIONS = frozenset({
+    ".png", ".jpg", ".jpeg", ".jpe", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
+    ".pnm", ".pbm", ".jp2", ".exr", ".hdr", ".pic", ".sr", ".ras", ".avif",
+})
+
+
+def is_image_path(path: str | os.PathLike) -> bool:
+    """True if the extension is one OpenCV can read as a still image."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _natural_key(name: str) -> list:
+    """Sort key so that ``img2.png`` comes before ``img10.png``."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray | None:
+    """Decode an image to ``(H, W, 3)`` uint8 RGB (any bit depth / channel count), or ``None``.
+
+    Uses ``np.fromfile`` + ``cv2.imdecode`` so non-ASCII paths work on every OS.
+    """
+    try:
+        data = np.fromfile(os.fspath(path), dtype=np.uint8)
+    except OSError:
+        return None
+    if data.size == 0:
+        return None
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if img is None or img.size == 0:
+        return None
+    if img.dtype != np.uint8:
+        if img.dtype == np.uint16:
+            img = (img.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+        elif np.issubdtype(img.dtype, np.floating):
+            img = (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        else:
+            return None
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    if img.shape[2] == 4:
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+    if img.shape[2] == 3:
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return None
+
+
+class ImageSource(Source):
+    """Reads one image or every image in a folder (not recursive), in natural name order.
+
+    ``Frame.name`` is the file name (image sinks reuse it); ``Frame.extra["path"]`` the full path.
+    Unreadable images are skipped and counted in ``stats.decode_errors``; ``InputError`` if none is
+    readable. ``info`` describes the first readable image (later images may differ in size).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, proc_size: int | None = None, size_multiple: int = 8,
+                 queue_size: int = 4) -> None:
+        super().__init__(proc_size=proc_size, size_multiple=size_multiple, live=False,
+                         queue_size=queue_size)
+        self.path = os.fspath(path)
+        p = Path(self.path)
+        if not p.exists():
+            raise InputError(f"input not found: {self.path}")
+        if p.is_dir():
+            try:
+                entries = [e for e in p.iterdir() if e.is_file() and is_image_path(e)]
+            except OSError as exc:
+                raise InputError(f"cannot list folder {self.path}: {exc.strerror}") from None
+            if not entries:
+                raise InputError(f"no images in folder {self.path} "
+                                 f"(looked for {', '.join(sorted({'.png', '.jpg', '.jpeg', '.tif', '.bmp', '.webp'}))})")
+            self.files = sorted(entries, key=lambda e: _natural_key(e.name))
+        else:
+            self.files = [p]
+        # find the first readable image now, so a folder of junk fails at open time
+        first = None
+        self._skipped_before = 0
+        for f in self.files:
+            first = read_image(f)
+            if first is not None:
+                break
+            self._skipped_before += 1
+        if first is None:
+            what = "image" if len(self.files) == 1 else f"any of the {len(self.files)} images"
+            raise InputError(f"cannot read {what} in {self.path}")
+        self._first = first
+        self.info = SourceInfo(width=first.shape[1], height=first.shape[0], fps=None, time_base=None,
+                               is_live=False, frame_count=len(self.files), path=self.path,
+                               kind="images")
+
+    def _capture(self) -> None:
+        if self._skipped_before:
+            self.stats.add("decode_errors", self._skipped_before)
+        for k, f in enumerate(self.files[self._skipped_before:]):
+            if self.stopping:
+                return
+            img = self._first if k == 0 else read_image(f)
+            if k == 0:
+                self._first = None
+            if img is None:
+                self.stats.add("decode_errors")
+                continue
+            frame = self._frame_from_rgb(img, name=f.name, extra={"path": str(f)})
+            if not self._emit(frame):
+                return
+
+    def _close(self) -> None:
+        self._first = None
