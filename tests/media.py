@@ -22,6 +22,7 @@ __all__ = [
     "bitflip",
     "make_image_folder",
     "random_bytes_file",
+    "make_audio_only",
     "read_video_pts",
     "read_audio_packets",
     "count_decodable_frames",
@@ -142,6 +143,22 @@ def make_clip(
                     out.mux(pkt)
             for pkt in a.encode(None):
                 out.mux(pkt)
+    return path
+
+
+def make_audio_only(path: str | Path, seconds: float = 0.2) -> Path:
+    """An AAC-only file (no video stream)."""
+    path = Path(path)
+    with av.open(str(path), "w") as out:
+        a = out.add_stream("aac", rate=AUDIO_RATE)
+        a.layout = "mono"
+        n = int(seconds * AUDIO_RATE)
+        af = av.AudioFrame.from_ndarray(np.zeros((1, n), np.float32), format="fltp", layout="mono")
+        af.sample_rate, af.pts, af.time_base = AUDIO_RATE, 0, Fraction(1, AUDIO_RATE)
+        for pkt in a.encode(af):
+            out.mux(pkt)
+        for pkt in a.encode(None):
+            out.mux(pkt)
     return path
 
 

@@ -28,6 +28,7 @@ def decoded_frames(
     should_stop: Callable[[], bool] = lambda: False,
     max_consecutive_errors: int = 100,
     fatal: tuple[type[BaseException], ...] = (),
+    counts: dict[str, int] | None = None,
 ) -> Iterator[av.VideoFrame]:
     """Yield every decodable frame of ``stream`` in order, skipping damaged data.
 
@@ -36,7 +37,8 @@ def decoded_frames(
     output with concealed damage (``frame.is_corrupt``) are yielded and reported with
     ``on_error(None)``. Errors of the ``fatal`` types propagate (streams use this for network
     errors they reconnect on). Raises :class:`DecodeGaveUp` after ``max_consecutive_errors``
-    demux errors in a row without a decoded frame.
+    demux errors in a row without a decoded frame. ``counts["packets"]`` (if given) is
+    incremented for every non-empty packet demuxed.
     """
     consecutive = 0
     while True:
@@ -44,6 +46,8 @@ def decoded_frames(
             for packet in container.demux(stream):
                 if should_stop():
                     return
+                if counts is not None and packet.size:
+                    counts["packets"] = counts.get("packets", 0) + 1
                 try:
                     frames = stream.decode(packet)
                 except fatal:

@@ -42,7 +42,8 @@ class FileSource(Source):
     """Decodes a video file in a capture thread into a bounded queue (every frame, in order).
 
     Frames keep their stream pts and ``time_base``; damaged packets are skipped and counted in
-    ``stats.decode_errors`` (frames the decoder concealed are kept and counted too).
+    ``stats.decode_errors`` (frames the decoder concealed are kept and counted too, and so are
+    frames the container's index lists but a truncated file no longer holds: ``missing_frames``).
 
     Args:
         path: the video file.
@@ -67,6 +68,9 @@ class FileSource(Source):
         self._paused = False
         self._seek_to: float | None = None
         self._position = 0.0
+        self._counts = {"packets": 0}
+        self._seeked = False
+        self.missing_frames = 0
         self._frames = self._new_iterator()
         try:
             first = next(self._frames, None)
@@ -128,7 +132,7 @@ class FileSource(Source):
     # -- capture thread -----------------------------------------------------------------------
     def _new_iterator(self):
         return decoded_frames(self._container, self._stream, on_error=self._on_decode_error,
-                              should_stop=lambda: self.stopping)
+                              should_stop=lambda: self.stopping, counts=self._counts)
 
     def _on_decode_error(self, exc: BaseException | None) -> None:
         self.stats.add("decode_errors")
@@ -142,6 +146,7 @@ class FileSource(Source):
         return int(st) if st is not None else 0
 
     def _do_seek(self, seconds: float) -> None:
+        self._seeked = True
         tb = self._stream.time_base
         target = self._start_time() + int(seconds / tb)
         self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
@@ -179,6 +184,7 @@ class FileSource(Source):
                 except DecodeGaveUp:
                     vf = None
             if vf is None:
+                self._count_missing()
                 if not self.loop or last_pts is None:
                     return
                 self._do_seek(0.0)
@@ -212,6 +218,17 @@ class FileSource(Source):
                 return
             with self._control:
                 self._position = pos
+
+    def _count_missing(self) -> None:
+        """At the end of a straight pass: frames the index lists but the file does not contain
+        (a truncated file) count as decode errors."""
+        expected = self.info.frame_count
+        if self._seeked or not expected or self.stopping:
+            return
+        missing = expected - self._counts["packets"]
+        if missing > 0:
+            self.missing_frames = missing
+            self.stats.add("decode_errors", missing)
 
     def _pace(self, due: float) -> bool:
         """Wait until ``due`` (perf_counter); False if interrupted by stop / seek / pause."""
