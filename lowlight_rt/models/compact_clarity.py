@@ -1,4 +1,4 @@
-""""Compact Clarity" student: an MRB backbone with frequency, gradient and feature-stretch extras.
+"""The "Compact Clarity" student: an MRB backbone with frequency, gradient and feature-stretch extras.
 
 Layout (input ``x`` ``(B, 3, H, W)`` in [0, 1], padded to a multiple of 4)::
 
