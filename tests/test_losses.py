@@ -155,23 +155,30 @@ def test_vgg19_layer_names_match_torchvision() -> None:
             for c in range(1, n + 1)] == list(_TORCHVISION_CONVS)
 
 
-def _random_vgg19_file(tmp_path, extra: dict | None = None):
-    """A torchvision-layout VGG19 'features' state dict with RANDOM weights (loading test only)."""
+def _random_vgg19_state() -> dict[str, torch.Tensor]:
+    """A torchvision-layout VGG19 'features' state dict with RANDOM weights (loading tests only)."""
+    gen = torch.Generator().manual_seed(0)
     state: dict[str, torch.Tensor] = {}
     channels = [3, 64, 64, 128, 128, 256, 256, 256, 256, 512, 512, 512, 512, 512, 512, 512, 512]
     for i, index in enumerate(_TORCHVISION_CONVS):
-        state[f"features.{index}.weight"] = torch.randn(channels[i + 1], channels[i], 3, 3) * 0.05
+        state[f"features.{index}.weight"] = torch.randn(channels[i + 1], channels[i], 3, 3, generator=gen) * 0.05
         state[f"features.{index}.bias"] = torch.zeros(channels[i + 1])
     state["classifier.6.bias"] = torch.zeros(10)  # torchvision files carry a classifier: ignored
-    state.update(extra or {})
-    path = tmp_path / "vgg19_random.pth"
+    return state
+
+
+@pytest.fixture(scope="module")
+def random_vgg19(tmp_path_factory) -> tuple:
+    """(path, state) of a random VGG19 features file, written once per module."""
+    state = _random_vgg19_state()
+    path = tmp_path_factory.mktemp("vgg") / "vgg19_random.pth"
     torch.save(state, path)
     return path, state
 
 
-def test_perceptual_loads_a_torchvision_layout_file(tmp_path) -> None:
+def test_perceptual_loads_a_torchvision_layout_file(random_vgg19) -> None:
     # Loading test only: the weights are random, so this checks names/shapes and plumbing, not quality.
-    path, state = _random_vgg19_file(tmp_path)
+    path, state = random_vgg19
     loss = L.PerceptualLoss(weights=path, layers={"relu1_2": 1.0, "relu2_2": 0.5})
     assert torch.equal(loss.vgg.features[2].weight, state["features.2.weight"])
     assert len(loss.vgg.features) == 9  # truncated after relu2_2
@@ -190,15 +197,22 @@ def test_perceptual_loads_a_torchvision_layout_file(tmp_path) -> None:
 
 
 def test_perceptual_rejects_wrong_tensors(tmp_path) -> None:
-    path, _ = _random_vgg19_file(tmp_path, {"features.0.weight": torch.zeros(8, 3, 3, 3)})
+    path = tmp_path / "wrong_shape.pth"
+    torch.save({"features.0.weight": torch.zeros(8, 3, 3, 3), "features.0.bias": torch.zeros(8)}, path)
     with pytest.raises(ModelError, match="shape"):
         L.PerceptualLoss(weights=path, layers=["relu1_1"])
+    with pytest.raises(ModelError, match="lacks"):
+        L.PerceptualLoss(weights=path, layers=["relu2_1"])
     bad = tmp_path / "not_vgg.pth"
     torch.save({"conv.weight": torch.zeros(1)}, bad)
     with pytest.raises(ModelError, match="features"):
         L.PerceptualLoss(weights=bad)
     with pytest.raises(ValueError):
         L.VGG19Features(path, layers=("relu9_9",))
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a torch file")
+    with pytest.raises(ModelError, match="cannot read"):
+        L.PerceptualLoss(weights=junk)
 
 
 # ---------------------------------------------------------------- adversarial
@@ -289,9 +303,9 @@ def test_contrastive_training_separates_pairs() -> None:
     loss = L.ContrastiveDistillationLoss(4, 6, dim=8, tau=0.2, mode="sample")
     ft = torch.randn(8, 6, 4, 4)
     fs = ft[:, :4] * 2 + 0.05 * torch.randn(8, 4, 4, 4)
-    opt = torch.optim.Adam(loss.parameters(), lr=1e-2)
+    opt = torch.optim.Adam(loss.parameters(), lr=2e-2)
     first = loss(fs, ft).item()
-    for _ in range(30):
+    for _ in range(15):
         opt.zero_grad()
         loss(fs, ft).backward()
         opt.step()
@@ -412,7 +426,7 @@ def _batch(h: int = 64, w: int = 64) -> dict[str, torch.Tensor]:
             "teacher_feats": torch.randn(2, 12, h // 2, w // 2)}
 
 
-def test_hybrid_compact_clarity_terms(tmp_path) -> None:
+def test_hybrid_compact_clarity_terms(random_vgg19) -> None:
     with pytest.raises(ModelError):
         L.HybridLoss.from_config(COMPACT_CLARITY)
     loss = L.HybridLoss.from_config(COMPACT_CLARITY, missing_ok=True)
@@ -431,7 +445,7 @@ def test_hybrid_compact_clarity_terms(tmp_path) -> None:
     d_total, d_logs = loss.discriminator_loss(batch)
     assert set(d_logs) == {"adversarial_d"} and torch.isfinite(d_total)
 
-    path, _ = _random_vgg19_file(tmp_path)
+    path, _ = random_vgg19
     config = dict(COMPACT_CLARITY, perceptual={"weight": 0.08, "weights": str(path), "layers": ["relu1_2"]})
     full = L.HybridLoss.from_config(config)
     assert list(full.weights.values()) == [0.55, 0.08, 0.08, 0.20, 0.15, 0.001, 0.01]
@@ -456,11 +470,22 @@ def test_hybrid_weights_inputs_and_errors() -> None:
     assert L.WeightedLoss is L.HybridLoss
 
 
-def test_registry_builds_every_loss(tmp_path) -> None:
-    path, _ = _random_vgg19_file(tmp_path)
+def test_registry_builds_every_loss(random_vgg19) -> None:
+    path, _ = random_vgg19
     needs = {"perceptual": {"weights": str(path), "layers": ["relu1_1"]},
              "contrastive": {"student_channels": 4, "teacher_channels": 4},
              "adversarial": {"base_channels": 8}}
     for name in L.list_losses():
         module = L.build_loss(name, **needs.get(name, {}))
         assert isinstance(module, nn.Module) and module.input_keys, name
+
+
+def test_losses_under_autocast_cpu_bfloat16() -> None:
+    # mixed precision: FFT / SSIM compute in float32 internally, the rest must stay finite
+    loss = L.HybridLoss.from_config(COMPACT_CLARITY, missing_ok=True)
+    batch = _batch(48, 48)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        total, logs = loss(batch)
+    assert torch.isfinite(total) and all(math.isfinite(v) for v in logs.values())
+    total.backward()
+    assert torch.isfinite(batch["pred"].grad).all()

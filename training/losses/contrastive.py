@@ -1,8 +1,8 @@
 """Contrastive (InfoNCE) feature distillation with projection heads.
 
-Student and teacher feature maps (any channel counts, any spatial sizes) are projected by small
-trainable heads (1x1 conv - ReLU - 1x1 conv) into a shared ``dim``-dimensional space and
-L2-normalised. The positive of a student embedding is the teacher embedding of the same sample (and,
+Student and teacher feature maps (any channel counts, any spatial sizes) are average-pooled to a
+common grid (or globally), projected by small trainable heads (1x1 conv - ReLU - 1x1 conv) into a
+shared ``dim``-dimensional space and L2-normalised. The positive of a student embedding is the teacher embedding of the same sample (and,
 in ``"position"`` mode, the same location); every other teacher embedding in the batch is a negative.
 The projection heads belong to the loss: optimise them together with the student.
 """
@@ -102,15 +102,18 @@ class ContrastiveDistillationLoss(nn.Module):
         self.tau, self.grid, self.max_positions, self.symmetric = float(tau), int(grid), max_positions, symmetric
         self.layer = int(layer)
 
-    def _embed(self, s: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _pool(self, s: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pool both maps to the common embedding grid (1x1 in ``"sample"`` mode)."""
         if self.mode == "sample":
-            return s.mean(dim=(2, 3)), t.mean(dim=(2, 3))
-        h = min(s.shape[2], t.shape[2], self.grid)
-        w = min(s.shape[3], t.shape[3], self.grid)
-        s = F.adaptive_avg_pool2d(s, (h, w))
-        t = F.adaptive_avg_pool2d(t, (h, w))
-        dim = s.shape[1]
-        return s.permute(0, 2, 3, 1).reshape(-1, dim), t.permute(0, 2, 3, 1).reshape(-1, dim)
+            h = w = 1
+        else:
+            h = min(s.shape[2], t.shape[2], self.grid)
+            w = min(s.shape[3], t.shape[3], self.grid)
+        return F.adaptive_avg_pool2d(s, (h, w)), F.adaptive_avg_pool2d(t, (h, w))
+
+    @staticmethod
+    def _rows(x: torch.Tensor) -> torch.Tensor:
+        return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
 
     def forward(self, student_feats: torch.Tensor | Sequence[torch.Tensor],
                 teacher_feats: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
@@ -123,7 +126,8 @@ class ContrastiveDistillationLoss(nn.Module):
         if student_feats.shape[0] != teacher_feats.shape[0]:
             raise ValueError(f"student and teacher batches differ: {student_feats.shape[0]} vs "
                              f"{teacher_feats.shape[0]}")
-        q, k = self._embed(self.student_head(student_feats), self.teacher_head(teacher_feats.detach()))
+        s_pooled, t_pooled = self._pool(student_feats, teacher_feats.detach())
+        q, k = self._rows(self.student_head(s_pooled)), self._rows(self.teacher_head(t_pooled))
         if self.max_positions is not None and q.shape[0] > self.max_positions:
             keep = torch.randperm(q.shape[0], device=q.device)[: self.max_positions]
             q, k = q[keep], k[keep]
