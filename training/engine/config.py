@@ -72,3 +72,29 @@ def resolve_path(value: str | Path | None) -> Path | None:
         return path
     candidate = REPO_ROOT / path
     return candidate if candidate.exists() else path
+
+
+def teacher_recipe(cfg: dict[str, Any], teacher: str | None = None) -> tuple[str, dict[str, Any]]:
+    """The config ``training.teacher`` runs: the preset's ``teacher_training[teacher]`` sections
+    (``model``, ``loss``, ``optimizer``, ``scheduler``, ``discriminator_optimizer`` replace the
+    top-level ones, ``data`` and ``train`` are merged into them) (default: the first listed teacher), with no frozen teachers of its own.
+
+    Returns ``(teacher_name, config)``; ``InputError`` if the preset trains no such teacher.
+    """
+    recipes = cfg.get("teacher_training") or {}
+    if not recipes:
+        raise InputError(f"preset {cfg.get('name')!r} has no teacher_training section (nothing to train as a teacher)")
+    name = teacher or next(iter(recipes))
+    if name not in recipes:
+        raise InputError(f"preset {cfg.get('name')!r} trains no teacher {name!r}; it has: {', '.join(recipes)}")
+    recipe = recipes[name] or {}
+    base = {k: v for k, v in cfg.items() if k not in ("teacher_training", "teachers", "features")}
+    # the network, its loss and its optimisation are the teacher's own; data and train settings merge
+    for section in ("model", "loss", "optimizer", "scheduler", "discriminator_optimizer"):
+        if section in recipe:
+            base.pop(section, None)
+    out = deep_merge(base, recipe)
+    out.setdefault("teachers", {})
+    out["name"] = f"{cfg.get('name')}:{name}"
+    out["teacher_name"] = name
+    return name, out
