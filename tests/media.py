@@ -78,13 +78,15 @@ def make_clip(
     codec: str = "libx264",
     audio_streams: int = 1,
     metadata: dict[str, str] | None = None,
+    rotation: int = 0,
 ) -> Path:
     """Write a short H.264 clip (+ AAC audio) and return its path.
 
     The container follows the extension (``.mp4``, ``.mkv``, ``.ts``, ``.mov``). MP4/MOV files are
     written with ``movflags=faststart`` (index first), so a truncated copy is still openable.
     ``vfr=True`` gives irregular pts (time base 1/1000 s). Odd sizes are encoded with yuv444p
-    (4:2:0 needs even sizes); the decoded frames keep the odd size.
+    (4:2:0 needs even sizes); the decoded frames keep the odd size. ``rotation`` stores a display
+    matrix (degrees counter-clockwise).
     """
     path = Path(path)
     rng = np.random.default_rng(seed)
@@ -98,6 +100,8 @@ def make_clip(
         vs.width, vs.height = width, height
         vs.pix_fmt = "yuv444p" if odd else "yuv420p"
         vs.options = {"preset": "ultrafast", "crf": "23"} if codec == "libx264" else {}
+        if rotation:
+            vs.set_display_rotation(rotation)  # like a phone clip shot in portrait
         tb = Fraction(1, 1000) if vfr else Fraction(1, fps)
         vs.codec_context.time_base = tb
         if vfr:

@@ -302,3 +302,22 @@ def test_null_sink_and_protocol(tmp_path):
               VideoFileSink(tmp_path / "p.mp4", 16, 16, **_kw())):
         assert isinstance(s, Sink)
         s.close()
+
+
+def test_display_rotation_and_aspect_kept(tmp_path):
+    inp = media.make_clip(tmp_path / "portrait.mp4", frames=5, rotation=-90, seed=6)
+    out = tmp_path / "portrait_out.mp4"
+    with open_source(inp) as src:
+        assert src.info.rotation == -90 and (src.info.width, src.info.height) == (160, 96)
+    _round_trip(inp, out)
+    with av.open(str(out)) as c:
+        f = next(c.decode(video=0))
+        assert f.rotation == -90 and (f.width, f.height) == (160, 96)
+    explicit = tmp_path / "explicit.mp4"
+    with open_source(inp) as src:
+        sink = _sink_for(src, explicit, rotation=0)
+        for f in src:
+            sink.write(f, f.image)
+        sink.close()
+    with av.open(str(explicit)) as c:
+        assert next(c.decode(video=0)).rotation == 0

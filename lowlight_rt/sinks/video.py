@@ -68,6 +68,10 @@ class VideoFileSink:
       column (853x481 -> 854x482): no input pixel is lost and every player can decode it.
       ``odd_size="crop"`` drops that last row / column instead.
     * ``side_by_side=True`` writes ``input | enhanced`` (width doubled).
+    * Display rotation (phone videos) and pixel aspect ratio: ``rotation`` (degrees
+      counter-clockwise, as ``av.VideoFrame.rotation``) is stored as the display matrix, so
+      players show the output upright like the input; ``None`` takes rotation and sample aspect
+      ratio from ``audio_from``'s video stream. Pixels are written as decoded (not rotated).
     * ``close()`` always flushes the encoder and writes the trailer, so a file cut short by
       Ctrl-C or an error is playable.
 
@@ -80,7 +84,7 @@ class VideoFileSink:
                  fps: float | None, audio_from: str | os.PathLike | None = None, crf: int = 18,
                  preset: str = "veryfast", side_by_side: bool = False,
                  metadata: dict[str, str] | None = None, threads: int = 0,
-                 odd_size: str = "pad") -> None:
+                 odd_size: str = "pad", rotation: int | None = None) -> None:
         if odd_size not in ("pad", "crop"):
             raise ValueError("odd_size must be 'pad' or 'crop'")
         self.path = os.fspath(path)
@@ -119,13 +123,14 @@ class VideoFileSink:
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             raise OutputError(f"cannot write {self.path}: {_reason(exc)}") from None
         try:
-            self._setup(audio_from, crf, preset, metadata, threads)
+            self._setup(audio_from, crf, preset, metadata, threads, rotation)
         except BaseException:
             self._abort(remove=not existed)
             raise
 
     # -- set-up ----------------------------------------------------------------------------
-    def _setup(self, audio_from, crf: int, preset: str, metadata, threads: int) -> None:
+    def _setup(self, audio_from, crf: int, preset: str, metadata, threads: int,
+               rotation: int | None) -> None:
         rate = Fraction(self.fps).limit_denominator(1001) if self.fps else Fraction(30)
         vs = self._out.add_stream("libx264", rate=rate)
         vs.width, vs.height = self.out_width, self.out_height
@@ -149,8 +154,14 @@ class VideoFileSink:
             except (av.error.FFmpegError, OSError, ValueError) as exc:
                 raise OutputError(f"cannot read audio from {audio_from}: {_reason(exc)}") from None
             meta.update({k: v for k, v in self._in.metadata.items() if k not in _TECHNICAL_METADATA})
-            if self._in.streams.video and "language" in self._in.streams.video[0].metadata:
-                vs.metadata["language"] = self._in.streams.video[0].metadata["language"]
+            if self._in.streams.video:
+                iv = self._in.streams.video[0]
+                if "language" in iv.metadata:
+                    vs.metadata["language"] = iv.metadata["language"]
+                if iv.sample_aspect_ratio and iv.sample_aspect_ratio != 1 and not self.side_by_side:
+                    cc.sample_aspect_ratio = iv.sample_aspect_ratio
+                if rotation is None:
+                    rotation = _first_frame_rotation(os.fspath(audio_from))
             supported = self._out.supported_codecs
             for a in self._in.streams.audio:
                 name = a.codec_context.name
@@ -169,6 +180,9 @@ class VideoFileSink:
                 self._close_input()
         meta.update(metadata or {})
         self._out.metadata.update(meta)
+        self.rotation = int(rotation or 0)
+        if self.rotation % 360:
+            vs.set_display_rotation(self.rotation)
 
     # -- writing ---------------------------------------------------------------------------
     def write(self, frame: Frame, enhanced: np.ndarray) -> None:
@@ -307,6 +321,17 @@ class VideoFileSink:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.close(partial=exc_type is not None)
+
+
+def _first_frame_rotation(path: str) -> int:
+    """Display rotation (degrees counter-clockwise) of the first decodable video frame, or 0."""
+    try:
+        with av.open(path, "r") as c:
+            for frame in c.decode(video=0):
+                return int(frame.rotation or 0)
+    except (av.error.FFmpegError, OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def _reason(exc: BaseException) -> str:

@@ -47,7 +47,8 @@ THREAD_PREFIX = "lowlight-source"
 class SourceInfo:
     """What is known about an input once it is open.
 
-    ``width``/``height`` are the full-resolution frame size (of the first image for folders);
+    ``width``/``height`` are the full-resolution frame size as decoded (of the first image for
+    folders);
     ``time_base`` is the unit of ``Frame.pts`` (``None`` for images); ``frame_count`` is ``None``
     when unknown or unbounded (live).
     """
@@ -63,6 +64,8 @@ class SourceInfo:
     metadata: dict[str, str] = field(default_factory=dict)
     kind: str = "file"
     duration: float | None = None
+    rotation: int = 0
+    """Display rotation in degrees counter-clockwise (phone videos); pixels are NOT rotated."""
 
 
 class SourceStats:

@@ -96,7 +96,8 @@ class FileSource(Source):
             width=first.width, height=first.height, fps=float(rate) if rate else None, time_base=tb,
             is_live=False, frame_count=(s.frames or None), path=self.path,
             audio_stream_indices=[a.index for a in self._container.streams.audio],
-            metadata=dict(self._container.metadata), kind="file", duration=duration)
+            metadata=dict(self._container.metadata), kind="file", duration=duration,
+            rotation=int(first.rotation or 0))
 
     # -- viewer controls ----------------------------------------------------------------------
     def pause(self) -> None:
@@ -157,7 +158,6 @@ class FileSource(Source):
             if vf.pts is None or vf.pts >= target:
                 self._pending = vf
                 break
-        self._buffer.clear()
 
     def _capture(self) -> None:
         tb = self._stream.time_base
@@ -175,6 +175,7 @@ class FileSource(Source):
                 return
             if seek_to is not None:
                 self._do_seek(seek_to)
+                self._buffer.clear()  # frames decoded before the seek must not be shown after it
                 loop_offset, last_pts, anchor = 0, None, None
             if self._pending is not None:
                 vf, self._pending = self._pending, None

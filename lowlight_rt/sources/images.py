@@ -82,8 +82,7 @@ class ImageSource(Source):
             except OSError as exc:
                 raise InputError(f"cannot list folder {self.path}: {exc.strerror}") from None
             if not entries:
-                raise InputError(f"no images in folder {self.path} "
-                                 f"(looked for {', '.join(sorted({'.png', '.jpg', '.jpeg', '.tif', '.bmp', '.webp'}))})")
+                raise InputError(f"no images in folder {self.path} (png, jpg, tif, bmp, webp, ...)")
             self.files = sorted(entries, key=lambda e: _natural_key(e.name))
         else:
             self.files = [p]

@@ -145,7 +145,7 @@ class LiveAVSource(Source):
                 try:
                     self._connect()
                 except InputError as exc:
-                    reason = str(exc)
+                    reason = str(exc).rsplit(": ", 1)[-1]  # the cause, without the repeated name
                     continue
                 self.stats.add("reconnects")
                 break
