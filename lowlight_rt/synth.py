@@ -193,7 +193,7 @@ def simulate_low_light(
             raise ValueError(f"numpy input must be (H, W, 3) uint8, got {img.shape} {img.dtype}")
         x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).unsqueeze(0).float() / 255.0
         out = _simulate_tensor(x, p, g)
-        return (out[0].permute(1, 2, 0) * 255.0).round().to(torch.uint8).numpy()
+        return np.ascontiguousarray((out[0].permute(1, 2, 0) * 255.0).round().to(torch.uint8).numpy())
 
     if not isinstance(img, torch.Tensor):
         raise TypeError(f"expected a numpy array or a torch tensor, got {type(img).__name__}")

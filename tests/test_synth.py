@@ -134,3 +134,53 @@ def test_bad_inputs_raise():
         simulate_low_light(np.zeros((8, 8), np.uint8))
     with pytest.raises(ValueError):
         simulate_low_light(torch.zeros(1, 4, 8, 8))
+
+
+# --- the bundled demo clip (lowlight_rt.demo) ---------------------------------------------------
+
+def test_bundled_demo_clip_is_dark_noisy_and_has_audio():
+    from lowlight_rt.demo import demo_clip_path, probe_clip
+
+    path = demo_clip_path()
+    assert path.is_file(), f"{path} missing: python -m lowlight_rt.demo --regenerate"
+    assert path.stat().st_size <= 3_000_000
+    info = probe_clip(path)
+    assert info["size"] == (640, 360)
+    assert info["video_frames"] >= 120
+    assert info["mean_luma"] < 0.12  # really dark
+    assert info["audio_packets"] > 100
+    assert info["audio_samples"] >= 48000 * 5  # audio covers the clip
+
+
+def test_demo_generation_small_is_deterministic(tmp_path):
+    import av
+
+    from lowlight_rt.demo import DEMO_PARAMS, NightScene, demo_frames, probe_clip, write_demo_clip
+
+    kw = dict(width=160, height=96, fps=12, seconds=0.5, seed=3)
+    first = list(demo_frames(NightScene(**kw), DEMO_PARAMS, seed=3))
+    again = list(demo_frames(NightScene(**kw), DEMO_PARAMS, seed=3))
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(first, again))
+    assert not np.array_equal(first[0][1], first[1][1])  # fresh noise per frame
+
+    path, clean = write_demo_clip(tmp_path / "a.mp4", keep_clean=True, **kw)
+    assert all(np.array_equal(c, f[0]) for c, f in zip(clean, first))
+    info = probe_clip(path)
+    assert info["video_frames"] == 6 == len(clean)
+    assert clean[0].shape == (96, 160, 3) and clean[0].dtype == np.uint8
+    assert info["mean_luma"] < 0.5 * np.mean([c.mean() for c in clean]) / 255.0
+    assert info["audio_packets"] > 0
+    assert not list(tmp_path.glob("*.part.mp4"))
+    with av.open(str(path)) as c:
+        decoded = [f.to_ndarray(format="rgb24").astype(np.int16) for f in c.decode(video=0)]
+    # what was encoded is the darkened frames (up to H.264 loss on sensor noise)
+    assert all(np.abs(d - f[1]).mean() < 10 for d, f in zip(decoded, first))
+
+
+def test_demo_scene_moves():
+    from lowlight_rt.demo import NightScene
+
+    s = NightScene(width=160, height=96, fps=12, seconds=1.0, seed=1)
+    f0, f6 = s.frame(0).astype(int), s.frame(6).astype(int)
+    assert np.abs(f0 - f6).mean() > 0.5  # car, walker and windows change
+    assert np.array_equal(s.frame(3), NightScene(160, 96, 12, 1.0, seed=1).frame(3))
