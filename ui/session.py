@@ -365,7 +365,11 @@ class ViewerSession(QObject):
             src.pause() if paused else src.resume()
 
     def seek(self, seconds: float) -> None:
+        """Jump a file to ``seconds``; a running recording is finalised first (time goes back)."""
         if self.can_seek:
+            if self.recording:
+                path = self.stop_recording()
+                self.message.emit(f"Recording stopped at the seek: {path}", "info")
             duration = getattr(self.info, "duration", None)
             if duration:
                 seconds = min(seconds, max(0.0, duration - 0.05))
@@ -389,13 +393,10 @@ class ViewerSession(QObject):
             raise LowlightError("nothing is playing")
         if self._record_sink is not None:
             self.stop_recording()
-        from lowlight_rt.sinks import VideoFileSink
+        from .recording import ViewerRecording
 
-        info = self.info
-        audio = info.path if (not self.live and info.path and info.audio_stream_indices) else None
         path = Path(path)
-        sink = VideoFileSink(str(path), info.width, info.height, time_base=info.time_base, fps=info.fps,
-                             audio_from=audio, side_by_side=side_by_side)
+        sink = ViewerRecording(path, self.info, live=self.live, side_by_side=side_by_side)
         self.pipeline.add_sink(sink)
         self._record_sink, self.recording_path = sink, path
         self.recording_changed.emit(path)
@@ -488,9 +489,8 @@ def _model_label(spec: str, info: Any) -> str:
 
 
 def _latest_from_sink(latest: Any) -> tuple[int, Any, np.ndarray] | None:
-    """Read ``(seq, frame, enhanced)`` from the pipeline's LatestFrameSink."""
-    got = latest.get()
-    if got is None:
+    """Read ``(count, frame, enhanced)`` atomically from the pipeline's LatestFrameSink."""
+    count, pair = latest.wait_newer(-1, timeout=0)
+    if pair is None:
         return None
-    return got
-
+    return count, pair[0], pair[1]
