@@ -102,3 +102,13 @@ def broadcast_object(obj: object, info: DistInfo) -> object:
 def cleanup(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def broadcast_parameters(module: nn.Module, info: DistInfo) -> None:
+    """Copy rank 0's parameters and buffers of ``module`` to every process (modules DDP does not wrap,
+    e.g. loss projection heads and discriminators)."""
+    if not info.enabled:
+        return
+    with torch.no_grad():
+        for t in list(module.parameters()) + list(module.buffers()):
+            dist.broadcast(t.data, src=0)

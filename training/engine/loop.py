@@ -25,7 +25,7 @@ from tqdm import tqdm
 from lowlight_rt.errors import DeviceError, InputError, OutputError
 from lowlight_rt.models import save_checkpoint
 
-from ..ddp import DistInfo, all_reduce_mean, broadcast_object, wrap
+from ..ddp import DistInfo, all_reduce_mean, broadcast_object, broadcast_parameters, wrap
 from .config import resolve_path
 from .ema import ModelEMA
 from .logs import RunLogger
@@ -105,7 +105,7 @@ class Trainer:
                 raise OutputError(f"cannot create output folder {self.out} ({e.strerror})") from None
             if not os.access(self.out, os.W_OK):
                 raise OutputError(f"output folder is not writable: {self.out}")
-        seed_everything(self.seed + self.dist.rank)
+        seed_everything(self.seed)    # same initial weights on every rank
 
         # networks
         self.model = build_network(cfg["model"]).to(self.device)
@@ -171,6 +171,8 @@ class Trainer:
         decay = self.tcfg.get("ema_decay", 0.999)
         self.ema = ModelEMA(self.model, decay) if decay else None
         self.trainee = wrap(Trainee(self.model, self.want_feats), self.dist, self.device)
+        broadcast_parameters(self.loss, self.dist)
+        seed_everything(self.seed + self.dist.rank)   # different augmentation on every rank
 
         # bookkeeping
         self.epoch = 0                 # completed epochs
@@ -180,6 +182,8 @@ class Trainer:
         history: list[dict[str, Any]] = []
         if resume:
             history = self._resume()
+            if epochs is not None:          # an explicit --epochs wins over the saved run length
+                self.epochs, self.max_iters = int(epochs), None
         self.logger = RunLogger(self.out, enabled=self.dist.is_main, tensorboard=bool(self.tcfg.get("tensorboard", True)),
                                 history=history)
         if self.dist.is_main:
