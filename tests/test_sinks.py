@@ -129,6 +129,18 @@ def test_side_by_side_doubles_width(clip, tmp_path):
     assert img[:, :160].mean() < 60 and abs(img[:, 170:].mean() - 200) < 3
 
 
+def test_audio_is_copied_as_video_is_written(clip, tmp_path):
+    with open_source(clip) as src:
+        sink = _sink_for(src, tmp_path / "interleave.mp4")
+        for f in src:
+            sink.write(f, f.image)
+            if f.index == 14:
+                break
+        # half the video written -> about half the audio already copied (48 packets in total)
+        assert 15 <= sink.audio_packets <= 30
+        sink.close(partial=True)
+
+
 def test_partial_close_is_playable_and_audio_stops_with_video(clip, tmp_path):
     out = tmp_path / "partial.mp4"
     _round_trip(clip, out, stop_after=10)
