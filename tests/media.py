@@ -42,7 +42,8 @@ def _base_pattern(width: int, height: int) -> np.ndarray:
     return np.stack([r, g, b], axis=-1)
 
 
-def make_frame(index: int, width: int, height: int, *, dark: bool = True, rng: np.random.Generator | None = None) -> np.ndarray:
+def make_frame(index: int, width: int, height: int, *, dark: bool = True,
+               rng: np.random.Generator | None = None) -> np.ndarray:
     """A moving test pattern, ``(height, width, 3)`` uint8 RGB; dark (and noisy with ``rng``)."""
     img = _base_pattern(width, height)
     shift = (index * 3) % max(1, width)

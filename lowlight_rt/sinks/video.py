@@ -62,7 +62,8 @@ class VideoFileSink:
     * Audio: every audio stream of ``audio_from`` is copied packet for packet (demux only, no
       decode), interleaved by time as video is written; ``close()`` copies the rest, or, when
       ``partial=True``, only the audio up to the end of the last written frame.
-    * Metadata: container metadata of ``audio_from`` (minus brand/encoder keys) plus ``metadata``.
+    * Metadata: container metadata of ``audio_from`` plus ``metadata`` (both minus the old
+      file's brand / encoder keys, which the muxer writes afresh).
     * Odd sizes: yuv420p needs even dimensions and H.264 cannot signal a 1-pixel crop in 4:2:0,
       so by default (``odd_size="pad"``) the picture is padded by one replicated edge row /
       column (853x481 -> 854x482): no input pixel is lost and every player can decode it.
@@ -178,7 +179,7 @@ class VideoFileSink:
                 self._advance_audio()
             else:
                 self._close_input()
-        meta.update(metadata or {})
+        meta.update({k: v for k, v in (metadata or {}).items() if k not in _TECHNICAL_METADATA})
         self._out.metadata.update(meta)
         self.rotation = int(rotation or 0)
         if self.rotation % 360:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 
 import av
@@ -71,7 +70,3 @@ def decoded_frames(
             if consecutive >= max_consecutive_errors:
                 raise DecodeGaveUp(describe_av_error(exc)) from exc
 
-
-def display_name(path: str | os.PathLike) -> str:
-    """How a path is shown in one-line messages."""
-    return os.fspath(path)
