@@ -433,3 +433,16 @@ def test_no_thread_left_after_stop_for_every_kind(clip, image_folder):
         s.stop()
     assert not _source_threads()
     assert not [t for t in threading.enumerate() if t.name.startswith("lowlight") and t.is_alive()]
+
+
+def test_image_exif_orientation_and_16_bit(tmp_path):
+    pil = pytest.importorskip("PIL.Image")
+    img = pil.new("RGB", (40, 20), (200, 10, 10))
+    exif = img.getexif()
+    exif[0x0112] = 6  # "rotate 90 CW to display": a phone held upright
+    img.save(tmp_path / "phone.jpg", exif=exif)
+    media.cv2.imwrite(str(tmp_path / "deep.png"), np.full((6, 8, 3), 65535 // 2, np.uint16))
+    with open_source(tmp_path) as src:
+        frames = {f.name: f.image for f in src}
+    assert frames["phone.jpg"].shape == (40, 20, 3)  # upright, as viewers show it
+    assert frames["deep.png"].dtype == np.uint8 and abs(int(frames["deep.png"].mean()) - 127) <= 1

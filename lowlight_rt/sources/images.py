@@ -31,7 +31,7 @@ def _natural_key(name: str) -> list:
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray | None:
-    """Decode an image to ``(H, W, 3)`` uint8 RGB (any bit depth / channel count), or ``None``.
+    """Decode an image to ``(H, W, 3)`` uint8 RGB, upright per EXIF, or ``None`` if unreadable.
 
     Uses ``np.fromfile`` + ``cv2.imdecode`` so non-ASCII paths work on every OS.
     """
@@ -41,7 +41,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray | None:
         return None
     if data.size == 0:
         return None
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    # IMREAD_COLOR applies the EXIF orientation (phone photos come out upright) and drops alpha;
+    # ANYDEPTH keeps 16-bit / float data so it can be scaled to 8 bits below
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
     if img is None or img.size == 0:
         return None
     if img.dtype != np.uint8:
