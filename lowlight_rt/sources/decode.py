@@ -37,7 +37,7 @@ def decoded_frames(
     ``on_error(None)``. Errors of the ``fatal`` types propagate (streams use this for network
     errors they reconnect on). Raises :class:`DecodeGaveUp` after ``max_consecutive_errors``
     demux errors in a row without a decoded frame. ``counts["packets"]`` (if given) is
-    incremented for every non-empty packet demuxed.
+    incremented for every non-empty packet demuxed, ``counts["demux_errors"]`` for every demux error.
     """
     consecutive = 0
     while True:
@@ -66,6 +66,8 @@ def decoded_frames(
             return
         except (av.error.FFmpegError, OSError) as exc:
             on_error(exc)
+            if counts is not None:
+                counts["demux_errors"] = counts.get("demux_errors", 0) + 1
             consecutive += 1
             if consecutive >= max_consecutive_errors:
                 raise DecodeGaveUp(describe_av_error(exc)) from exc

@@ -118,7 +118,9 @@ class FileSource(Source):
 
     def seek(self, seconds: float) -> None:
         """Jump to ``seconds`` from the start; takes effect in the capture thread, frames already
-        buffered are discarded. The next frame is the first one at or after ``seconds``."""
+        buffered are discarded. The next frame is the first one at or after ``seconds``. Works
+        while the capture thread runs (use ``loop=True`` so a viewer never reaches the end);
+        pts restart from the new position."""
         with self._control:
             self._seek_to = max(0.0, float(seconds))
             self._control.notify_all()
@@ -226,7 +228,7 @@ class FileSource(Source):
         expected = self.info.frame_count
         if self._seeked or not expected or self.stopping:
             return
-        missing = expected - self._counts["packets"]
+        missing = expected - self._counts["packets"] - self._counts.get("demux_errors", 0)
         if missing > 0:
             self.missing_frames = missing
             self.stats.add("decode_errors", missing)
