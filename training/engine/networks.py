@@ -109,7 +109,7 @@ def build_teachers(cfg: dict[str, Any] | None, *, smoke: bool) -> list[Teacher]:
         if weights in (None, ""):
             if not smoke:
                 raise InputError(f"teacher {name!r} has no weights: train it first (python -m training.teacher "
-                                 f"--config PRESET --teacher {name} ...) and set teachers.{name}.weights")
+                                 f"--config PRESET --teacher {name} ...) and pass --teacher-weights {name}=PATH")
             model = create_teacher(arch, **config)
             log.warning("smoke run: teacher %s is untrained (plumbing check only)", name)
             trained, source = False, "untrained (smoke)"
@@ -119,7 +119,8 @@ def build_teachers(cfg: dict[str, Any] | None, *, smoke: bool) -> list[Teacher]:
         else:
             path = resolve_path(weights)
             if path is None or not path.is_file():
-                raise InputError(f"teacher {name!r}: weights file not found: {weights}")
+                raise InputError(f"teacher {name!r}: weights file not found: {weights} (train it with python -m "
+                                 f"training.teacher --teacher {name}, or pass --teacher-weights {name}=PATH)")
             try:
                 model = load_checkpoint(path)[0]
             except ModelError:
