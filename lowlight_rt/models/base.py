@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 from typing import Any, ClassVar
 
 import torch
@@ -41,7 +42,7 @@ def transfer_to_full_res(full: torch.Tensor, low: torch.Tensor, enhanced_low: to
     return (resize(enhanced_low, size) + detail_gain * detail).clamp(0, 1)
 
 
-class EnhancementModel(nn.Module):
+class EnhancementModel(nn.Module, metaclass=abc.ABCMeta):
     """A low-light enhancement network.
 
     Subclasses build their layers from keyword arguments (stored in ``self.config`` and in
@@ -62,9 +63,9 @@ class EnhancementModel(nn.Module):
         super().__init__()
         self.config: dict[str, Any] = dict(config)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+    @abc.abstractmethod
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` float in [0, 1] -> ``(B, 3, H, W)`` float in [0, 1]."""
-        raise NotImplementedError
 
     def enhance(self, full: torch.Tensor, low: torch.Tensor | None = None) -> torch.Tensor:
         """Enhance ``full`` ``(B, 3, H, W)`` using the network on ``low`` ``(B, 3, h, w)`` (both in [0, 1]).

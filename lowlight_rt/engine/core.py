@@ -1,0 +1,424 @@
+"""The inference engine: frames in, enhanced full-resolution frames out (CPU float32 or CUDA FP16).
+
+The network runs at the processing size (``proc_size``: short side, ``None`` = the model's default,
+``0`` = full resolution); the model family decides how its result reaches full resolution. For
+:class:`~lowlight_rt.models.affine.AffineOperatorModel` families the engine calls
+``predict_operator`` and applies ``offset + gain * frame`` itself (OpenCV on CPU, fused on CUDA),
+with the strength blend folded into the operator; other families go through ``model.enhance``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import warnings
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from ..errors import DeviceError
+from ..frames import Frame, processing_shape
+from ..models.affine import AffineOperatorModel
+from ..models.base import EnhancementModel
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Engine", "PendingResult", "resolve_device", "apply_operator_numpy", "to_float_nchw"]
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``"auto"`` -> CUDA if available else CPU; ``"cuda"``/``"cuda:N"`` must exist (``DeviceError``)."""
+    name = "auto" if device is None else str(device).strip().lower()
+    if name == "auto":
+        return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise DeviceError(f"unknown device {device!r}; use auto, cpu or cuda[:N]") from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type != "cuda":
+        raise DeviceError(f"unsupported device {device!r}; use auto, cpu or cuda[:N]")
+    if not torch.cuda.is_available():
+        raise DeviceError("CUDA was requested but no CUDA device is available (use --device cpu)")
+    index = 0 if dev.index is None else dev.index
+    if index >= torch.cuda.device_count():
+        raise DeviceError(f"CUDA device {index} does not exist ({torch.cuda.device_count()} available)")
+    return torch.device("cuda", index)
+
+
+def to_float_nchw(arrays: Sequence[np.ndarray]) -> torch.Tensor:
+    """``(H, W, 3)`` uint8 arrays -> ``(B, 3, H, W)`` float32 in [0, 1], channels_last memory (one copy)."""
+    batch = arrays[0][None] if len(arrays) == 1 else np.stack(arrays)
+    return torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def to_uint8_hwc(x: torch.Tensor) -> list[np.ndarray]:
+    """``(B, 3, H, W)`` float in [0, 1] -> list of ``(H, W, 3)`` uint8 arrays (rounded)."""
+    u8 = x.mul(255.0).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+    return [np.ascontiguousarray(u8[b].numpy()) for b in range(u8.shape[0])]
+
+
+def apply_operator_numpy(image: np.ndarray, offset: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    """``clip(up(offset) + up(gain) * image)`` with OpenCV (bilinear, half-pixel centres).
+
+    Args:
+        image: ``(H, W, 3)`` uint8.
+        offset: ``(h, w, 3)`` float32 in 0..255 units.
+        gain: ``(h, w, 1|3)`` float32.
+    Returns:
+        ``(H, W, 3)`` uint8 (rounded, saturated).
+    """
+    h_full, w_full = image.shape[:2]
+    if gain.shape[-1] == 1:
+        g = gain[..., 0]
+        gain = cv2.merge([g, g, g])
+    size = (w_full, h_full)
+    up_offset = offset if offset.shape[:2] == (h_full, w_full) else cv2.resize(offset, size, interpolation=cv2.INTER_LINEAR)
+    up_gain = gain if gain.shape[:2] == (h_full, w_full) else cv2.resize(gain, size, interpolation=cv2.INTER_LINEAR)
+    prod = cv2.multiply(image, up_gain, dtype=cv2.CV_32F)
+    return cv2.add(prod, up_offset, dtype=cv2.CV_8U)
+
+
+class PendingResult:
+    """The outcome of :meth:`Engine.submit`; :meth:`result` blocks until the frames are ready."""
+
+    def __init__(self, parts: list[tuple[list[int], Callable[[], list[np.ndarray]]]], count: int) -> None:
+        self._parts = parts
+        self._count = count
+        self._value: list[np.ndarray] | None = None
+
+    @classmethod
+    def ready(cls, arrays: list[np.ndarray]) -> PendingResult:
+        pending = cls([], len(arrays))
+        pending._value = arrays
+        return pending
+
+    def result(self) -> list[np.ndarray]:
+        """``(H, W, 3)`` uint8 RGB per submitted frame, in submission order."""
+        if self._value is None:
+            out: list[np.ndarray | None] = [None] * self._count
+            for indices, fetch in self._parts:
+                for i, arr in zip(indices, fetch()):
+                    out[i] = arr
+            self._value = out  # type: ignore[assignment]
+            self._parts = []
+        return self._value  # type: ignore[return-value]
+
+
+class _CpuBackend:
+    """float32, ``inference_mode``, channels_last; operators applied with OpenCV."""
+
+    def __init__(self, model: EnhancementModel, threads: int | None, compile: bool) -> None:
+        self.model = model.to("cpu").float().eval().requires_grad_(False).to(memory_format=torch.channels_last)
+        self.threads = threads or os.cpu_count() or 1
+        self.precision = "fp32"
+        self.device_name = "cpu"
+        self._fn = self.model.predict_operator if isinstance(self.model, AffineOperatorModel) else self.model.enhance
+        self._compile = compile
+        self._configured_thread: int | None = None
+
+    def _configure_thread(self) -> None:
+        ident = threading.get_ident()
+        if self._configured_thread != ident:
+            torch.set_num_threads(self.threads)
+            torch.set_flush_denormal(True)
+            self._configured_thread = ident
+        if self._compile:
+            self._compile = False
+            try:
+                self._fn = torch.compile(self._fn, dynamic=True)
+            except Exception as e:  # compile is optional: keep eager
+                warnings.warn(f"torch.compile unavailable ({type(e).__name__}); running eager", stacklevel=3)
+
+    def _call(self, *args: torch.Tensor):
+        try:
+            return self._fn(*args)
+        except Exception as e:
+            eager = self.model.predict_operator if isinstance(self.model, AffineOperatorModel) else self.model.enhance
+            if self._fn is eager:
+                raise
+            warnings.warn(f"compiled model failed ({type(e).__name__}: {e}); running eager", stacklevel=3)
+            self._fn = eager
+            return eager(*args)
+
+    def run(self, images: list[np.ndarray], lows: list[np.ndarray] | None, strength: float,
+            timings: dict[str, float]) -> list[np.ndarray]:
+        self._configure_thread()
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            if isinstance(self.model, AffineOperatorModel):
+                low = to_float_nchw(lows if lows is not None else images)
+                t1 = time.perf_counter()
+                offset, gain = self._call(low)
+                offset, gain = offset.float(), gain.float()
+                if strength != 1.0:
+                    offset = offset * strength
+                    gain = torch.lerp(torch.ones_like(gain), gain, strength)
+                offset_np = offset.mul(255.0).permute(0, 2, 3, 1).contiguous().numpy()
+                gain_np = gain.permute(0, 2, 3, 1).contiguous().numpy()
+                t2 = time.perf_counter()
+                out = [apply_operator_numpy(img, offset_np[b], gain_np[b]) for b, img in enumerate(images)]
+            else:
+                full = to_float_nchw(images)
+                low = full if lows is None else to_float_nchw(lows)
+                t1 = time.perf_counter()
+                enhanced = self._call(full, low).float()
+                if strength != 1.0:
+                    enhanced = torch.lerp(full, enhanced, strength)
+                t2 = time.perf_counter()
+                out = to_uint8_hwc(enhanced)
+        t3 = time.perf_counter()
+        timings["prepare_ms"] += 1e3 * (t1 - t0)
+        timings["model_ms"] += 1e3 * (t2 - t1)
+        timings["apply_ms"] += 1e3 * (t3 - t2)
+        return out
+
+    def submit(self, images: list[np.ndarray], lows: list[np.ndarray] | None, strength: float,
+               timings: dict[str, float]) -> Callable[[], list[np.ndarray]]:
+        out = self.run(images, lows, strength, timings)
+        return lambda: out
+
+    def close(self) -> None:
+        """Nothing to release on the CPU."""
+
+
+class Engine:
+    """Enhances batches of :class:`~lowlight_rt.frames.Frame` at full resolution.
+
+    Args:
+        model: an :class:`~lowlight_rt.models.base.EnhancementModel` (the engine moves it to its device).
+        device: ``"auto"``, ``"cpu"`` or ``"cuda[:N]"`` (``DeviceError`` if unavailable).
+        fp16: half precision on CUDA (checked against FP32 on first use; falls back if it fails).
+        proc_size: short side the network runs at; ``None`` = the model's default, ``0`` = full res.
+        strength: blend ``in + s * (enhanced - in)``, clamped to [0, 1].
+        threads: CPU threads for torch (default ``os.cpu_count()``).
+        compile: ``torch.compile`` the model (optional; falls back to eager with a warning).
+        cuda_graphs: capture the CUDA path in CUDA graphs for fixed shapes (stateless models only).
+
+    Setters (``strength``, :meth:`set_proc_size`, :meth:`set_model`, :meth:`set_device`) are
+    thread-safe and take effect at the next batch. :meth:`enhance` / :meth:`submit` are meant to be
+    called from one thread (the inference worker); the CUDA stream is created in that thread.
+    """
+
+    def __init__(self, model: EnhancementModel, device: str = "auto", fp16: bool = True,
+                 proc_size: int | None = None, strength: float = 1.0, threads: int | None = None,
+                 compile: bool = False, cuda_graphs: bool = False) -> None:
+        self._lock = threading.RLock()
+        self._device = resolve_device(device)
+        self._fp16 = bool(fp16)
+        self._threads = threads
+        self._compile = bool(compile)
+        self._cuda_graphs = bool(cuda_graphs)
+        self._model = model
+        self._proc_size = proc_size
+        self._strength = self._clamp(strength)
+        self._generation = 0
+        self._backend = None
+        self._backend_generation = -1
+        self.timings: dict[str, float] = {}
+        self.reset_timings()
+        if self._device.type == "cpu":
+            torch.set_num_threads(threads or os.cpu_count() or 1)
+            torch.set_flush_denormal(True)
+
+    # -- settings (thread-safe) ------------------------------------------------------------------
+    @staticmethod
+    def _clamp(value: float) -> float:
+        value = float(value)
+        if value != value:  # NaN
+            raise ValueError("strength must be a number in [0, 1]")
+        return min(1.0, max(0.0, value))
+
+    @property
+    def strength(self) -> float:
+        with self._lock:
+            return self._strength
+
+    @strength.setter
+    def strength(self, value: float) -> None:
+        value = self._clamp(value)
+        with self._lock:
+            self._strength = value
+
+    @property
+    def requested_proc_size(self) -> int | None:
+        """The setting as given: ``None`` = the model's default, ``0`` = full resolution."""
+        with self._lock:
+            return self._proc_size
+
+    @property
+    def proc_size(self) -> int | None:
+        """Effective processing short side in pixels, ``None`` = full resolution.
+
+        ``processing_shape(w, h, engine.proc_size, engine.size_multiple) == engine.proc_shape(w, h)``,
+        so sources can be opened with these two values.
+        """
+        with self._lock:
+            model, proc_size = self._model, self._proc_size
+        if proc_size is None:
+            return model.default_proc_size
+        return None if proc_size == 0 else proc_size
+
+    @property
+    def size_multiple(self) -> int:
+        """Processing sizes are rounded to this multiple (the model's ``size_multiple``)."""
+        return int(self.model.size_multiple)
+
+    @property
+    def device_type(self) -> str:
+        """``"cpu"`` or ``"cuda"``."""
+        return self.device.type
+
+    def set_proc_size(self, proc_size: int | None) -> None:
+        if proc_size is not None and int(proc_size) < 0:
+            raise ValueError("proc_size must be >= 0 or None")
+        with self._lock:
+            self._proc_size = None if proc_size is None else int(proc_size)
+
+    @property
+    def model(self) -> EnhancementModel:
+        with self._lock:
+            return self._model
+
+    def set_model(self, model: EnhancementModel) -> None:
+        """Swap the model; the next batch uses it (its temporal state is reset)."""
+        reset = getattr(model, "reset_state", None)
+        if callable(reset):
+            reset()
+        with self._lock:
+            self._model = model
+            self._generation += 1
+
+    @property
+    def device(self) -> torch.device:
+        with self._lock:
+            return self._device
+
+    def set_device(self, device: str, fp16: bool | None = None) -> None:
+        """Move to another device at the next batch (``DeviceError`` if it is unavailable)."""
+        dev = resolve_device(device)
+        with self._lock:
+            self._device = dev
+            if fp16 is not None:
+                self._fp16 = bool(fp16)
+            self._generation += 1
+        if dev.type == "cpu":
+            torch.set_num_threads(self._threads or os.cpu_count() or 1)
+
+    def reset_state(self) -> None:
+        """Reset the model's temporal state (e.g. after a seek)."""
+        reset = getattr(self.model, "reset_state", None)
+        if callable(reset):
+            reset()
+
+    @property
+    def device_name(self) -> str:
+        backend = self._backend
+        if backend is not None and self._backend_generation == self._generation:
+            return backend.device_name
+        dev = self.device
+        if dev.type == "cuda":
+            return f"cuda:{dev.index} ({torch.cuda.get_device_name(dev)})"
+        return "cpu"
+
+    @property
+    def precision(self) -> str:
+        """``"fp16"`` or ``"fp32"`` (after the first CUDA batch, what actually runs)."""
+        backend = self._backend
+        if backend is not None and self._backend_generation == self._generation:
+            return backend.precision
+        return "fp16" if self.device.type == "cuda" and self._fp16 else "fp32"
+
+    def proc_shape(self, width: int, height: int) -> tuple[int, int]:
+        """``(w, h)`` the network runs at for a ``width x height`` frame (what sources downsample to)."""
+        with self._lock:
+            return processing_shape(width, height, self.proc_size, self._model.size_multiple)
+
+    def reset_timings(self) -> None:
+        """Zero :attr:`timings` (cumulative ms: ``resize_ms``, ``prepare_ms``, ``model_ms``, ``apply_ms``)."""
+        self.timings = {"frames": 0, "resize_ms": 0.0, "prepare_ms": 0.0, "model_ms": 0.0, "apply_ms": 0.0}
+
+    # -- inference -------------------------------------------------------------------------------
+    def _get_backend(self):
+        with self._lock:
+            generation, device, model = self._generation, self._device, self._model
+            fp16 = self._fp16
+        if self._backend is None or self._backend_generation != generation:
+            if self._backend is not None:
+                self._backend.close()
+                self._backend = None
+            if device.type == "cuda":
+                from .cuda import CudaBackend
+
+                self._backend = CudaBackend(model, device, fp16=fp16, compile=self._compile,
+                                            cuda_graphs=self._cuda_graphs)
+            else:
+                self._backend = _CpuBackend(model, self._threads, self._compile)
+            self._backend_generation = generation
+        return self._backend
+
+    def _low(self, frame: Frame, pw: int, ph: int) -> np.ndarray | None:
+        if (pw, ph) == (frame.width, frame.height):
+            return None
+        proc = frame.proc
+        if proc is not None and proc.shape[0] == ph and proc.shape[1] == pw:
+            return proc
+        return cv2.resize(frame.image, (pw, ph), interpolation=cv2.INTER_AREA)
+
+    def submit(self, frames: Sequence[Frame]) -> PendingResult:
+        """Start enhancing ``frames``; on CUDA this returns before the GPU is done (double buffering)."""
+        frames = list(frames)
+        for f in frames:
+            if f.image.ndim != 3 or f.image.shape[2] != 3 or f.image.dtype != np.uint8:
+                raise ValueError(f"frame {f.index}: expected (H, W, 3) uint8 RGB, got {f.image.shape} {f.image.dtype}")
+        strength = self.strength
+        if not frames:
+            return PendingResult.ready([])
+        if strength == 0.0:
+            return PendingResult.ready([f.image.copy() for f in frames])
+        backend = self._get_backend()
+        # group consecutive frames of the same (full, processing) size into batches
+        t0 = time.perf_counter()
+        groups: list[tuple[list[int], list[np.ndarray], list[np.ndarray | None]]] = []
+        last_key = None
+        for i, f in enumerate(frames):
+            pw, ph = self.proc_shape(f.width, f.height)
+            key = (f.width, f.height, pw, ph)
+            img = f.image if f.image.flags.c_contiguous else np.ascontiguousarray(f.image)
+            low = self._low(f, pw, ph)
+            if key != last_key:
+                groups.append(([], [], []))
+                last_key = key
+            groups[-1][0].append(i)
+            groups[-1][1].append(img)
+            groups[-1][2].append(low)
+        self.timings["resize_ms"] += 1e3 * (time.perf_counter() - t0)
+        parts = []
+        for indices, images, lows in groups:
+            lows_arg = None if lows[0] is None else lows  # a group shares one processing shape
+            parts.append((indices, backend.submit(images, lows_arg, strength, self.timings)))
+        self.timings["frames"] += len(frames)
+        return PendingResult(parts, len(frames))
+
+    def enhance(self, frames: Sequence[Frame]) -> list[np.ndarray]:
+        """Enhance ``frames``; returns one ``(H, W, 3)`` uint8 RGB array per frame, full size, same order."""
+        return self.submit(frames).result()
+
+    def enhance_array(self, image: np.ndarray) -> np.ndarray:
+        """Convenience: enhance one ``(H, W, 3)`` uint8 RGB array."""
+        return self.enhance([Frame(image=image, index=0)])[0]
+
+    def close(self) -> None:
+        """Release the device backend (buffers, streams)."""
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+    def __repr__(self) -> str:
+        return (f"Engine(model={type(self.model).__name__}, device={self.device_name}, precision={self.precision}, "
+                f"proc_size={self.proc_size}, strength={self.strength})")

@@ -1,0 +1,204 @@
+"""The inference thread: source -> engine -> bounded queue of ``(frame, enhanced)`` pairs."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import Any, Iterator
+
+import numpy as np
+
+from ..frames import Frame
+from .core import Engine, PendingResult
+from .stats import InferenceStats
+
+__all__ = ["InferenceWorker", "THREAD_NAME"]
+
+THREAD_NAME = "lowlight-inference"
+_END = object()
+_POLL = 0.05  # seconds: how often blocked waits re-check stop()
+
+
+class InferenceWorker:
+    """Reads frames from ``source``, enhances them in batches, queues ``(frame, enhanced)`` pairs.
+
+    ``source`` needs ``read(timeout) -> Frame | None`` (``None`` = end of stream; ``TimeoutError``
+    when nothing arrived yet). The consumer calls :meth:`get` (or iterates) until it returns
+    ``None``; an exception raised in the thread (by the source or the engine) is re-raised by
+    :meth:`get` after the pairs produced before it. On CUDA, batch N+1 is submitted before batch
+    N is collected, so uploads overlap compute. :meth:`stop` ends the thread and joins it.
+
+    Args:
+        source: the frame source (already started).
+        engine: the :class:`~lowlight_rt.engine.core.Engine`.
+        batch_size: frames per engine call (files: >1; live: 1). Frames already waiting in the
+            source are batched; the worker never waits to fill a batch.
+        out_queue_size: capacity of the output queue (back-pressure on the engine when full).
+    """
+
+    def __init__(self, source: Any, engine: Engine, batch_size: int = 1, out_queue_size: int = 8) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self.source = source
+        self.engine = engine
+        self.batch_size = int(batch_size)
+        self.stats = InferenceStats()
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, int(out_queue_size)))
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._ended = False
+        self._source_ended = False
+        self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=False)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> InferenceWorker:
+        self.stats.started()
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        """Ask the thread to end, unblock it, and join it (idempotent)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
+    def error(self) -> BaseException | None:
+        """The exception that ended the thread, if any."""
+        return self._error
+
+    def __enter__(self) -> InferenceWorker:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # -- consumer side ---------------------------------------------------------------------------
+    def get(self, timeout: float | None = None) -> tuple[Frame, np.ndarray] | None:
+        """Next ``(frame, enhanced)``; ``None`` at the end; re-raises the thread's error.
+
+        Raises:
+            TimeoutError: nothing arrived within ``timeout`` seconds.
+        """
+        if self._ended:
+            return self._finish()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = _POLL if deadline is None else min(_POLL, max(0.0, deadline - time.monotonic()))
+            try:
+                item = self._queue.get(timeout=wait)
+                break
+            except queue.Empty:
+                if not self._thread.is_alive() and self._queue.empty():  # ended without a marker (stop)
+                    self._ended = True
+                    return self._finish()
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError("no enhanced frame available yet") from None
+        if item is _END:
+            self._ended = True
+            return self._finish()
+        return item
+
+    def _finish(self) -> None:
+        if self._error is not None:
+            raise self._error
+        return None
+
+    def __iter__(self) -> Iterator[tuple[Frame, np.ndarray]]:
+        while True:
+            item = self.get()
+            if item is None:
+                return
+            yield item
+
+    # -- thread ----------------------------------------------------------------------------------
+    def _read(self, timeout: float) -> Frame | None | object:
+        """A frame, ``None`` at the end, or ``_END`` when nothing came within ``timeout``."""
+        try:
+            return self.source.read(timeout=timeout)
+        except TimeoutError:
+            return _END
+        except queue.Empty:
+            return _END
+
+    def _next_batch(self) -> list[Frame] | None:
+        """Up to ``batch_size`` frames (blocks for the first); ``None`` at the end of the stream."""
+        t0 = time.perf_counter()
+        while True:
+            if self._stop.is_set():
+                return None
+            first = self._read(_POLL)
+            if first is not _END:
+                break
+        self.stats["wait"].add(time.perf_counter() - t0)
+        if first is None:
+            return None
+        batch = [first]
+        while len(batch) < self.batch_size and not self._stop.is_set():
+            more = self._read(0.0)
+            if more is _END:
+                break
+            if more is None:
+                self._source_ended = True
+                break
+            batch.append(more)
+        return batch
+
+    def _emit(self, frames: list[Frame], pending: PendingResult, submit_s: float) -> bool:
+        t0 = time.perf_counter()
+        enhanced = pending.result()
+        now = time.perf_counter()
+        self.stats["infer"].add(submit_s + (now - t0), len(frames))  # overlapped GPU time not counted
+        self.stats.add_batch()
+        for frame, out in zip(frames, enhanced):
+            if frame.capture_time:
+                self.stats["latency"].add(now - frame.capture_time)
+            t0 = time.perf_counter()
+            if not self._put((frame, out)):
+                return False
+            self.stats["output"].add(time.perf_counter() - t0)
+        return True
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=_POLL)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        self._source_ended = False
+        in_flight: tuple[list[Frame], PendingResult, float] | None = None
+        try:
+            while not self._stop.is_set():
+                batch = None if self._source_ended else self._next_batch()
+                if batch is None:
+                    break
+                t_submit = time.perf_counter()
+                pending = self.engine.submit(batch)
+                submit_s = time.perf_counter() - t_submit
+                if in_flight is not None and not self._emit(*in_flight):
+                    in_flight = None
+                    break
+                in_flight = (batch, pending, submit_s)
+            if in_flight is not None and not self._stop.is_set():
+                self._emit(*in_flight)
+        except BaseException as e:  # handed to the consumer
+            self._error = e
+        finally:
+            self.stats.finished()
+            # the end marker must get through even when the consumer is slow; give up only on stop()
+            while True:
+                try:
+                    self._queue.put(_END, timeout=_POLL)
+                    break
+                except queue.Full:
+                    if self._stop.is_set():
+                        break

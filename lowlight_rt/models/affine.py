@@ -1,0 +1,57 @@
+"""Models whose full-resolution output is a per-pixel affine map predicted at low resolution.
+
+Such a model looks at the downsampled input ``low`` and predicts an *operator*: an ``offset``
+``(B, 3, h', w')`` and a ``gain`` ``(B, 1|3, h', w')`` on a coarse grid that covers the frame. The
+full-resolution output is
+
+    ``out = clamp(up(offset) + up(gain) * full, 0, 1)``
+
+with ``up`` a bilinear resize (half-pixel centres, the same as ``cv2.INTER_LINEAR``). Where the gain
+is high the input's full-resolution detail is kept; where it is low (flat, noisy areas) the offset,
+which the model computed from a smoothed / denoised view, takes over: a learned guided filter. The
+operator is cheap to apply at 720p/1080p, and the engine can fold the strength blend into it:
+``in + s * (out - in) = s * offset + (1 + s * (gain - 1)) * in``.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import torch
+
+from .base import EnhancementModel, resize
+
+
+def apply_affine_operator(full: torch.Tensor, offset: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
+    """``clamp(up(offset) + up(gain) * full, 0, 1)``.
+
+    Args:
+        full: ``(B, 3, H, W)`` float in [0, 1].
+        offset: ``(B, 3, h, w)`` float (any range).
+        gain: ``(B, 1|3, h, w)`` float, usually >= 0.
+    Returns:
+        ``(B, 3, H, W)`` float in [0, 1].
+    """
+    size = tuple(full.shape[-2:])
+    return torch.addcmul(resize(offset, size), resize(gain, size), full).clamp(0, 1)
+
+
+class AffineOperatorModel(EnhancementModel):
+    """Base class of families that predict ``(offset, gain)`` at low resolution (see module doc).
+
+    :meth:`enhance` applies the operator at full resolution; the engine may instead call
+    :meth:`predict_operator` itself and apply the operator with OpenCV (CPU) or fused (CUDA).
+    """
+
+    @abc.abstractmethod
+    def predict_operator(self, low: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``low (B, 3, h, w)`` in [0, 1] -> ``(offset (B, 3, h', w'), gain (B, 1|3, h', w'))``.
+
+        The grid ``(h', w')`` covers the whole frame (any size, e.g. ``h / 2``); the operator is
+        applied to a frame of any resolution with :func:`apply_affine_operator`.
+        """
+
+    def enhance(self, full: torch.Tensor, low: torch.Tensor | None = None) -> torch.Tensor:
+        """``full (B, 3, H, W)``, ``low (B, 3, h, w)`` in [0, 1] -> ``(B, 3, H, W)`` in [0, 1]."""
+        offset, gain = self.predict_operator(full if low is None else low)
+        return apply_affine_operator(full, offset, gain)

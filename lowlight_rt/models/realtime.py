@@ -1,0 +1,164 @@
+"""The real-time student: a small encoder/decoder that predicts a denoising affine operator.
+
+Built for a 2-core CPU at 720p and 30 FPS including decode and encode, so the network sees only the
+downsampled frame (short side ``default_proc_size``) and its output is a per-pixel affine operator on
+a grid at half the processing resolution (see :mod:`.affine`)::
+
+    base, G   = net(low)                      # (B, 3, h/2, w/2) in (0, 1), (B, 1|3, h/2, w/2) >= 0
+    offset    = base - G * avgpool2(low)
+    out       = up(offset) + up(G) * full     # == up(base) + up(G) * (full - up(avgpool2(low)))
+
+``base`` is the network's denoised, brightened picture; ``G`` is the gain given to the detail the
+network could not see (finer than its grid). Where ``G`` is small the full-resolution noise is
+suppressed, where it is large edges and texture pass through: a learned guided filter, which costs
+two bilinear resizes and one multiply-add per full-resolution pixel.
+
+Network (``w`` = ``width``, ``d`` = ``depth``), as follows::
+
+    in    x / mean(x)                   @ 1     (processing resolution, padded to a multiple of 8)
+    stem  conv3x3 s2 3 -> w             @ 1/2   -> skip0
+    down1 conv2x2 s2 w -> 2w, d blocks  @ 1/4   -> skip1
+    down2 conv2x2 s2 2w -> 4w, d blocks @ 1/8   + global context (FiLM from mean features, log mean(x))
+    up1   1x1 4w -> 2w, up, + skip1, block    @ 1/4
+    up0   1x1 2w -> w, up, + skip0, block     @ 1/2
+    head  1x1 w -> 3 + gain_channels          @ 1/2
+
+Blocks are residual depthwise-separable pairs (dw3x3, 1x1, act, dw3x3, 1x1).
+
+:meth:`forward` runs the same path the runtime runs: it downsamples its input by ``train_scale``
+(area filter, like the sources' downsampling) and applies the operator to the full input, so
+training optimises exactly what ships.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .affine import AffineOperatorModel, apply_affine_operator
+from .base import resize
+from .registry import register_model
+
+
+def _act() -> nn.Module:
+    return nn.LeakyReLU(0.1, inplace=True)
+
+
+class SepBlock(nn.Module):
+    """``x + pw(dw(act(pw(dw(x)))))``: two depthwise-separable 3x3 convolutions with a residual."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        c = channels
+        self.body = nn.Sequential(
+            nn.Conv2d(c, c, 3, padding=1, groups=c), nn.Conv2d(c, c, 1), _act(),
+            nn.Conv2d(c, c, 3, padding=1, groups=c), nn.Conv2d(c, c, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class GlobalContext(nn.Module):
+    """FiLM from the frame's mean features and log brightness: ``f * (1 + scale) + shift``."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(channels + 1, channels), _act(), nn.Linear(channels, 2 * channels))
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+
+    def forward(self, f: torch.Tensor, log_level: torch.Tensor) -> torch.Tensor:
+        """``f (B, C, h, w)``, ``log_level (B, 1)`` -> ``(B, C, h, w)``."""
+        stats = torch.cat([f.mean(dim=(2, 3)), log_level], dim=1)
+        scale, shift = self.mlp(stats)[..., None, None].chunk(2, dim=1)
+        return f * (1 + scale) + shift
+
+
+class Up(nn.Module):
+    """``1x1 conv`` at the coarse level, bilinear x2 to the skip's size, add the skip, act, block."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(c_in, c_out, 1)
+        self.act = _act()
+        self.block = SepBlock(c_out)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.block(self.act(resize(self.proj(x), tuple(skip.shape[-2:])) + skip))
+
+
+@register_model("realtime")
+class RealtimeStudent(AffineOperatorModel):
+    """Real-time student (see module doc). ``(B, 3, H, W)`` in [0, 1] -> ``(B, 3, H, W)`` in [0, 1].
+
+    Args:
+        width: channels at half the processing resolution (2x at 1/4, 4x at 1/8).
+        depth: separable residual blocks at 1/4 and at 1/8 of the processing resolution.
+        gain_channels: 1 (one detail gain for all colours) or 3 (per colour channel).
+        train_scale: downsampling factor :meth:`forward` uses to make the network's input (about the
+            runtime's ratio, e.g. 720 / 256 = 2.8); :meth:`forward` also accepts ``scale=``.
+        default_proc_size: short side the runtime processes at by default.
+    """
+
+    size_multiple = 8
+    needs_weights = True
+
+    def __init__(self, width: int = 16, depth: int = 2, gain_channels: int = 1, train_scale: float = 2.5,
+                 default_proc_size: int = 256) -> None:
+        super().__init__(width=width, depth=depth, gain_channels=gain_channels, train_scale=train_scale,
+                         default_proc_size=default_proc_size)
+        if gain_channels not in (1, 3):
+            raise ValueError("gain_channels must be 1 or 3")
+        if train_scale < 1:
+            raise ValueError("train_scale must be >= 1")
+        w = int(width)
+        self.default_proc_size = int(default_proc_size)  # instance value shadows the class default
+        self.gain_channels = int(gain_channels)
+        self.train_scale = float(train_scale)
+        self.stem = nn.Sequential(nn.Conv2d(3, w, 3, stride=2, padding=1), _act())
+        self.down1 = nn.Sequential(nn.Conv2d(w, 2 * w, 2, stride=2), _act(), *[SepBlock(2 * w) for _ in range(depth)])
+        self.down2 = nn.Sequential(nn.Conv2d(2 * w, 4 * w, 2, stride=2), _act(), *[SepBlock(4 * w) for _ in range(depth)])
+        self.context = GlobalContext(4 * w)
+        self.up1 = Up(4 * w, 2 * w)
+        self.up0 = Up(2 * w, w)
+        self.head = nn.Conv2d(w, 3 + self.gain_channels, 1)
+        with torch.no_grad():  # start from gain ~1 (keep detail), base ~0.5
+            self.head.weight.mul_(0.1)
+            self.head.bias.zero_()
+            self.head.bias[3:].fill_(0.5413)  # softplus(0.5413) = 1
+
+    def predict_operator(self, low: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``low (B, 3, h, w)`` in [0, 1] -> ``offset (B, 3, ceil(h/2), ceil(w/2))``, ``gain (B, 1|3, ...)``.
+
+        The network sees the input normalised by its mean brightness; the brightness itself enters
+        through the global context, so the features do not depend on the exposure.
+        """
+        h, w = low.shape[-2:]
+        m = self.size_multiple
+        ph, pw = (-h) % m, (-w) % m
+        x = F.pad(low, (0, pw, 0, ph), mode="replicate") if (ph or pw) else low
+        level = x.mean(dim=(1, 2, 3), keepdim=True) + 1e-2
+        s0 = self.stem(x * (0.25 / level))
+        s1 = self.down1(s0)
+        f = self.context(self.down2(s1), level.log().flatten(1))
+        f = self.up0(self.up1(f, s1), s0)
+        out = self.head(f)
+        gh, gw = (h + 1) // 2, (w + 1) // 2
+        out = out[..., :gh, :gw]
+        x_half = F.avg_pool2d(x, 2)[..., :gh, :gw]
+        base = torch.sigmoid(out[:, :3])
+        gain = F.softplus(out[:, 3:])
+        return torch.addcmul(base, -gain, x_half), gain
+
+    def forward(self, x: torch.Tensor, scale: float | None = None) -> torch.Tensor:
+        """Training path = runtime path: downsample ``x`` by ``scale`` (default ``train_scale``), enhance.
+
+        ``x (B, 3, H, W)`` in [0, 1] -> ``(B, 3, H, W)`` in [0, 1].
+        """
+        s = self.train_scale if scale is None else float(scale)
+        h, w = x.shape[-2:]
+        size = (max(1, round(h / s)), max(1, round(w / s)))
+        low = F.interpolate(x, size=size, mode="area") if size != (h, w) else x
+        offset, gain = self.predict_operator(low)
+        return apply_affine_operator(x, offset, gain)
