@@ -137,6 +137,8 @@ def test_smoke_every_preset_gives_a_runtime_checkpoint(preset: str, paired: Path
     assert [int(r["epoch"]) for r in rows] == list(range(1, len(rows) + 1))
     assert (out / "history.png").stat().st_size > 1000 and (out / "last.pt").is_file()
     assert any((out / "tb").iterdir())
+    if preset in ("realtime", "unet_gan"):     # teacher outputs cached once per real training image
+        assert len(list((out / "teacher_cache").rglob("*.pt"))) >= 4
 
 
 @pytest.mark.slow
@@ -314,3 +316,13 @@ def test_config_merge_and_teacher_recipe() -> None:
     assert cfg["discriminator_optimizer"]["name"] == "rmsprop" and cfg["scheduler"]["name"] == "cosine"
     with pytest.raises(InputError):
         teacher_recipe(load_preset("unet_gan"), "mirnet_v2")
+
+
+def test_collate_marks_rows_without_a_cached_teacher_output() -> None:
+    from training.engine.loaders import collate
+
+    a = {"input": torch.zeros(3, 4, 4), "target": torch.ones(3, 4, 4), "teacher": torch.full((3, 4, 4), 0.5)}
+    b = {"input": torch.zeros(3, 4, 4), "target": torch.ones(3, 4, 4), "name": "x"}
+    batch = collate([a, b])
+    assert batch["teacher"].shape == (2, 3, 4, 4) and batch["teacher__mask"].tolist() == [True, False]
+    assert "name" not in batch and "input__mask" not in batch

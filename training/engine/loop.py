@@ -25,7 +25,7 @@ from tqdm import tqdm
 from lowlight_rt.errors import DeviceError, InputError, OutputError
 from lowlight_rt.models import save_checkpoint
 
-from ..ddp import DistInfo, all_reduce_mean, broadcast_object, broadcast_parameters, wrap
+from ..ddp import DistInfo, all_reduce_mean, barrier, broadcast_object, broadcast_parameters, wrap
 from .config import resolve_path
 from .ema import ModelEMA
 from .logs import RunLogger
@@ -137,10 +137,16 @@ class Trainer:
         self.distill_warmup = int(self.tcfg.get("distill_warmup_iters", 0))
         self.d_params = self.loss.discriminator_parameters()
 
-        # data
+        # data (rank 0 fills the teacher-output cache first; the other ranks then read it)
+        dcfg = cfg.get("data") or {}
+        cache_dir = str(resolve_path(dcfg.get("teacher_cache_dir")) or (self.out / "teacher_cache"))
+        if not self.dist.is_main:
+            barrier(self.dist)
         self.train_set, self.val_set, self.data_info = build_datasets(
-            cfg.get("data") or {}, data=self.data_dir, val=self.val_dir, seed=self.seed,
-            needs_target=self.needs_target)
+            dcfg, data=self.data_dir, val=self.val_dir, seed=self.seed, needs_target=self.needs_target,
+            teachers=self.teachers, cache_dir=cache_dir, device=self.device)
+        if self.dist.is_main:
+            barrier(self.dist)
         self.schedule = self._stages(cfg.get("data") or {})
 
         # optimisation
@@ -230,18 +236,27 @@ class Trainer:
         self.model.train()
 
     def _stages(self, dcfg: dict[str, Any]) -> list[dict[str, Any]]:
-        """The resolution-progressive schedule: ``[{epoch, crop, batch, accumulation}]`` sorted by epoch."""
-        base = {"epoch": 1, "crop": int(dcfg.get("crop", 128)), "batch": int(dcfg.get("batch", 8)),
-                "accumulation": int(self.tcfg.get("accumulation", 1))}
-        stages = [dict(base, **{k: int(v) for k, v in s.items()}) for s in (dcfg.get("progressive") or [])]
-        stages = sorted(stages or [base], key=lambda s: s["epoch"])
-        if stages[0]["epoch"] > 1:
-            stages.insert(0, base)
-        return stages
+        """The resolution-progressive schedule (:class:`training.data.ProgressiveSchedule`) as
+        ``[{epoch, crop, batch, accumulation}]``. Stages without an ``accumulation`` use
+        ``train.accumulation``; ``data.effective_batch`` (optional) fixes batch x accumulation."""
+        from dataclasses import asdict
+
+        from training.data.progressive import ProgressiveSchedule
+
+        accum = int(self.tcfg.get("accumulation", 1))
+        base = {"epoch": 1, "crop": int(dcfg.get("crop", 128)), "batch": int(dcfg.get("batch", 8))}
+        stages = [{"accumulation": accum, **dict(st)} for st in (dcfg.get("progressive") or [base])]
+        try:
+            schedule = ProgressiveSchedule.from_config(stages, dcfg.get("effective_batch"))
+        except (ValueError, KeyError, TypeError) as e:
+            raise InputError(f"bad data.progressive schedule: {e}") from None
+        self.schedule_text = schedule.describe()
+        return [asdict(st) for st in schedule.stages]
 
     def stage(self, epoch: int) -> dict[str, Any]:
         """The schedule stage active in (1-based) ``epoch``."""
-        return [s for s in self.schedule if s["epoch"] <= epoch][-1]
+        active = [s for s in self.schedule if s["epoch"] <= epoch]
+        return active[-1] if active else self.schedule[0]
 
     def _steps_per_epoch(self, epoch: int) -> int:
         s = self.stage(epoch)
@@ -250,7 +265,7 @@ class Trainer:
         return max(1, batches // s["accumulation"])
 
     def _loader(self, epoch: int, start_batch: int) -> tuple[DataLoader, ResumableSampler]:
-        from .loaders import set_crop
+        from .loaders import collate, set_crop
 
         s = self.stage(epoch)
         set_crop(self.train_set, s["crop"])
@@ -261,22 +276,20 @@ class Trainer:
         workers = int((self.cfg.get("data") or {}).get("workers", 0))
         loader = DataLoader(self.train_set, batch_size=s["batch"], sampler=sampler, num_workers=workers,
                             drop_last=bool(self.tcfg.get("drop_last", True)) and len(sampler) >= s["batch"],
-                            pin_memory=self.cuda, generator=gen, persistent_workers=False)
+                            pin_memory=self.cuda, generator=gen, persistent_workers=False, collate_fn=collate)
         return loader, sampler
 
     def _describe(self) -> None:
-        s = self.stage(max(1, self.epoch + 1))
-        log.info("%s %s: %s (%.3fM params) on %s%s, %d train / %d val images, %d epochs, stages %s",
+        log.info("%s %s: %s (%.3fM params) on %s%s, %d train / %d val images, %d epochs, schedule %s",
                  self.role, self.cfg.get("name"), self.model.arch_name, self.model.num_parameters() / 1e6,
                  self.device, f" x{self.dist.world_size}" if self.dist.enabled else "", len(self.train_set),
                  len(self.val_set) if self.val_set is not None else 0, self.epochs,
-                 ", ".join(f"e{x['epoch']}:{x['crop']}px b{x['batch']}x{x['accumulation']}" for x in self.schedule))
+                 self.schedule_text)
         if self.teachers:
             log.info("teachers: %s", ", ".join(f"{t.name} ({t.source})" for t in self.teachers))
         log.info("loss: %s", ", ".join(f"{n}={w:g}" for n, w in self.base_weights.items()))
         if self.distill_warmup and self.distill_terms:
             log.info("first %d iterations without distillation terms %s", self.distill_warmup, self.distill_terms)
-        del s
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -338,20 +351,29 @@ class Trainer:
 
     @torch.no_grad()
     def _teacher_entries(self, x: torch.Tensor, batch: dict[str, Any]) -> dict[str, Any]:
+        """Outputs / features of the frozen teachers for ``x``; cached outputs in ``batch`` are used
+        as they are, and only the rows the cache did not cover (``<key>__mask``) are computed."""
         out: dict[str, Any] = {}
         for t in self.teachers:
             if not self.teacher_needed[t.name]:
                 continue
             want_feats = self.teacher_feats_needed[t.name]
+            rows = None
             if t.output_key in batch and not want_feats:
-                continue        # cached output from the data pipeline
+                mask = batch.get(f"{t.output_key}__mask")
+                if mask is None or bool(mask.all()):
+                    continue        # every row cached by the data pipeline
+                rows = (~mask).nonzero().flatten()
             with self._autocast():
                 if want_feats:
                     y, feats = t.model.forward_features(x)
                     out[t.feats_key] = [f.float() for f in select(feats, t.layers)]
                 else:
-                    y = t.model(x)
-            out.setdefault(t.output_key, y.float().clamp(0, 1))
+                    y = t.model(x if rows is None else x[rows])
+            y = y.float().clamp(0, 1)
+            if rows is not None:
+                y = batch[t.output_key].float().index_copy(0, rows, y)
+            out[t.output_key] = y
         return out
 
     def _micro_step(self, batch: dict[str, Any], distill: bool) -> dict[str, float]:
@@ -456,12 +478,14 @@ class Trainer:
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
         """Metrics of the EMA (else current) network on the validation set; rank 0 computes them."""
+        from .loaders import collate
+
         if not self.dist.is_main or self.val_set is None or len(self.val_set) == 0:
             return {}
         net = self.ema.module if self.ema is not None else self.model
         was_training = net.training
         net.eval()
-        loader = DataLoader(self.val_set, batch_size=1, shuffle=False, num_workers=0)
+        loader = DataLoader(self.val_set, batch_size=1, shuffle=False, num_workers=0, collate_fn=collate)
         sums: dict[str, float] = {}
         n = 0
         for batch in loader:

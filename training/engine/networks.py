@@ -95,7 +95,8 @@ class Teacher:
 
 def build_teachers(cfg: dict[str, Any] | None, *, smoke: bool) -> list[Teacher]:
     """Frozen teachers from the preset's ``teachers:`` mapping ``{name: {arch, config, weights,
-    output_key, feats_key, layers}}``. ``weights`` is a checkpoint path or ``official`` (the shared
+    output_key, feats_key, layers, cache}}`` (``cache: true``: outputs come from the data pipeline's
+    teacher-output cache, computed once per training image). ``weights`` is a checkpoint path or ``official`` (the shared
     official weights, e.g. Zero-DCE). Without weights a teacher is refused, except under ``--smoke``
     where an untrained teacher exercises the plumbing (logged)."""
     from training.teachers import create_teacher, load_teacher
@@ -129,7 +130,7 @@ def build_teachers(cfg: dict[str, Any] | None, *, smoke: bool) -> list[Teacher]:
         model.eval().requires_grad_(False)
         teachers.append(Teacher(name=name, model=model, output_key=spec.get("output_key", "teacher"),
                                 feats_key=spec.get("feats_key", "teacher_feats"), layers=spec.get("layers"),
-                                trained=trained, source=source))
+                                trained=trained, source=source, extra={"cache": bool(spec.get("cache", False))}))
     keys = [t.output_key for t in teachers]
     if len(set(keys)) != len(keys):
         raise InputError(f"two teachers write the same output_key: {keys}")
