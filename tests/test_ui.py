@@ -233,7 +233,8 @@ def test_window_plays_clip_side_by_side(qtbot, make_window, clip):
     assert _pane_vs_array(img, rects["enhanced"], enh) < 6
     # ...and the enhanced pane is clearly brighter than the input pane
     assert _region_mean(img, rects["enhanced"]) > _region_mean(img, rects["input"]) + 30
-    assert win.session.live is False and win.seek_row.isVisible()
+    assert win.session.live is False
+    qtbot.waitUntil(win.seek_row.isVisible, timeout=3000)    # files get a seek bar
     lines = " ".join(win.overlay_lines())
     for word in ("capture", "inference", "display", "latency", "dropped", "classical", "proc"):
         assert word in lines

@@ -253,7 +253,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ frames
     def _pull_frame(self) -> None:
         s = self.session
-        if s.paused and s.live:
+        if s.paused:  # the picture freezes at once (frames already in flight are not shown)
             return
         pair = s.latest()
         if pair is None or pair.seq == self._last_seq:

@@ -144,10 +144,8 @@ class ViewerSession(QObject):
 
     # ------------------------------------------------------------------ engine
     def _effective_proc_size(self) -> int | None:
-        if self.options.proc_size is not None:
-            return self.options.proc_size if self.options.proc_size > 0 else None
-        model = getattr(self.engine, "model", None)
-        return getattr(model, "default_proc_size", None)
+        """Short side sources downsample to (``None`` = full resolution), as the engine resolves it."""
+        return None if self.engine is None else self.engine.proc_size
 
     def _build_engine(self) -> tuple[Any, str]:
         from lowlight_rt.engine import Engine
@@ -156,14 +154,13 @@ class ViewerSession(QObject):
 
         spec = self.options.model or DEFAULT_MODEL
         model, info = load_model(spec)
-        proc = self.options.proc_size if self.options.proc_size is not None else model.default_proc_size
         engine = Engine(model, device=self.options.device, fp16=self.options.fp16,
-                        proc_size=proc if proc else None, strength=self.options.strength)
+                        proc_size=self.options.proc_size, strength=self.options.strength)
         return engine, _model_label(spec, info)
 
     def _open_source(self, spec: Any) -> Any:
         proc = self._effective_proc_size()
-        multiple = getattr(getattr(self.engine, "model", None), "size_multiple", 8)
+        multiple = self.engine.size_multiple
         if callable(spec):
             return spec(proc_size=proc, size_multiple=multiple)
         from lowlight_rt.sources import open_source
@@ -310,11 +307,10 @@ class ViewerSession(QObject):
     def set_proc_size(self, proc_size: int | None) -> None:
         """``None`` = the model's default; ``0`` = full resolution; else the short side in pixels."""
         self.options.proc_size = proc_size
-        effective = self._effective_proc_size()
         if self.engine is not None:
-            self.engine.set_proc_size(effective)
+            self.engine.set_proc_size(proc_size)
         if self.source is not None:
-            self.source.set_proc_size(effective)
+            self.source.set_proc_size(self._effective_proc_size())
         self.engine_changed.emit()
 
     def set_model(self, spec: str) -> None:
