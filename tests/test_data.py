@@ -25,12 +25,10 @@ from training.data import (
     UnpairedFolderDataset,
     apply_augment,
     build_dataset,
-    group_scenes,
-    sice_pairs,
     split_dataset,
     split_stems,
 )
-from training.data.sice import thumbnail
+from training.data.sice import group_scenes, sice_pairs, thumbnail
 
 
 def _texture(seed: int, h: int = 40, w: int = 56) -> np.ndarray:

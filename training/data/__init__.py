@@ -21,7 +21,6 @@ from .cache import CachedTeacherDataset, TeacherCache, teacher_fingerprint
 from .io import IMAGE_EXTENSIONS, list_images, read_image
 from .paired import PairedFolderDataset, match_pairs
 from .progressive import ProgressiveSchedule, Stage
-from .sice import ScenePair, group_scenes, sice_pairs
 from .splits import is_validation_stem, split_dataset, split_stems
 from .synthetic import SyntheticPairDataset
 from .transforms import AugmentParams, PairTransform, apply_augment, to_tensor
@@ -29,15 +28,19 @@ from .unpaired import UnpairedFolderDataset
 
 __all__ = [
     "AugmentParams", "CachedTeacherDataset", "IMAGE_EXTENSIONS", "ImageSetDataset", "PairTransform",
-    "PairedFolderDataset", "ProgressiveSchedule", "ScenePair", "Stage", "SyntheticPairDataset", "TeacherCache",
-    "UnpairedFolderDataset", "DATASET_KINDS", "apply_augment", "build_dataset", "group_scenes",
-    "is_validation_stem", "list_images", "match_pairs", "read_image", "sice_pairs", "split_dataset",
+    "PairedFolderDataset", "ProgressiveSchedule", "Stage", "SyntheticPairDataset", "TeacherCache",
+    "UnpairedFolderDataset", "DATASET_KINDS", "apply_augment", "build_dataset",
+    "is_validation_stem", "list_images", "match_pairs", "read_image", "split_dataset",
     "split_stems", "teacher_fingerprint", "to_tensor",
 ]
 
 
-def _sice(root: str, *, target_mean: float = 0.45, min_gap: float = 0.15, **kwargs: Any) -> PairedFolderDataset:
-    pairs = sice_pairs(root, target_mean=target_mean, min_gap=min_gap)
+def _sice(root: str, *, target_mean: float = 0.45, min_gap: float = 0.15, max_low_mean: float = 0.25,
+          **kwargs: Any) -> PairedFolderDataset:
+    """Pairs derived from a SICE-style folder (see :mod:`training.data.sice`)."""
+    from .sice import sice_pairs  # imported lazily: `python -m training.data.sice` runs that module
+
+    pairs = sice_pairs(root, target_mean=target_mean, min_gap=min_gap, max_low_mean=max_low_mean)
     if not pairs:
         raise InputError(f"no exposure pairs could be derived from {root}")
     return PairedFolderDataset.from_pairs([(p.stem, p.low, p.high) for p in pairs], **kwargs)
