@@ -118,8 +118,9 @@ class _CpuBackend:
         self.threads = threads or os.cpu_count() or 1
         self.precision = "fp32"
         self.device_name = "cpu"
-        self._fn = self.model.predict_operator if isinstance(self.model, AffineOperatorModel) else self.model.enhance
+        self._fn: Callable = self._eager()
         self._compile = compile
+        self._compiled = False
         self._configured_thread: int | None = None
 
     def _configure_thread(self) -> None:
@@ -132,19 +133,22 @@ class _CpuBackend:
             self._compile = False
             try:
                 self._fn = torch.compile(self._fn, dynamic=True)
+                self._compiled = True
             except Exception as e:  # compile is optional: keep eager
                 warnings.warn(f"torch.compile unavailable ({type(e).__name__}); running eager", stacklevel=3)
 
+    def _eager(self) -> Callable:
+        return self.model.predict_operator if isinstance(self.model, AffineOperatorModel) else self.model.enhance
+
     def _call(self, *args: torch.Tensor):
+        if not self._compiled:
+            return self._fn(*args)
         try:
             return self._fn(*args)
         except Exception as e:
-            eager = self.model.predict_operator if isinstance(self.model, AffineOperatorModel) else self.model.enhance
-            if self._fn is eager:
-                raise
             warnings.warn(f"compiled model failed ({type(e).__name__}: {e}); running eager", stacklevel=3)
-            self._fn = eager
-            return eager(*args)
+            self._fn, self._compiled = self._eager(), False
+            return self._fn(*args)
 
     def run(self, images: list[np.ndarray], lows: list[np.ndarray] | None, strength: float,
             timings: dict[str, float]) -> list[np.ndarray]:
@@ -386,8 +390,12 @@ class Engine:
         t0 = time.perf_counter()
         groups: list[tuple[list[int], list[np.ndarray], list[np.ndarray | None]]] = []
         last_key = None
+        proc_size = self.proc_size
         for i, f in enumerate(frames):
-            pw, ph = self.proc_shape(f.width, f.height)
+            if proc_size is None or proc_size >= min(f.width, f.height):
+                pw, ph = f.width, f.height  # full resolution: the model gets the frame itself
+            else:
+                pw, ph = self.proc_shape(f.width, f.height)
             key = (f.width, f.height, pw, ph)
             img = f.image if f.image.flags.c_contiguous else np.ascontiguousarray(f.image)
             low = self._low(f, pw, ph)

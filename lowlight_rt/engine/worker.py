@@ -49,6 +49,7 @@ class InferenceWorker:
         self._error: BaseException | None = None
         self._ended = False
         self._source_ended = False
+        self._deferred_error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=False)
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -128,6 +129,9 @@ class InferenceWorker:
 
     def _next_batch(self) -> list[Frame] | None:
         """Up to ``batch_size`` frames (blocks for the first); ``None`` at the end of the stream."""
+        if self._deferred_error is not None:
+            error, self._deferred_error = self._deferred_error, None
+            raise error
         t0 = time.perf_counter()
         while True:
             if self._stop.is_set():
@@ -140,7 +144,11 @@ class InferenceWorker:
             return None
         batch = [first]
         while len(batch) < self.batch_size and not self._stop.is_set():
-            more = self._read(0.0)
+            try:
+                more = self._read(0.0)
+            except Exception as e:  # deliver the frames read so far, raise on the next call
+                self._deferred_error = e
+                break
             if more is _END:
                 break
             if more is None:
@@ -174,24 +182,29 @@ class InferenceWorker:
         return False
 
     def _run(self) -> None:
-        self._source_ended = False
         in_flight: tuple[list[Frame], PendingResult, float] | None = None
+        error: BaseException | None = None
         try:
-            while not self._stop.is_set():
-                batch = None if self._source_ended else self._next_batch()
-                if batch is None:
-                    break
-                t_submit = time.perf_counter()
-                pending = self.engine.submit(batch)
-                submit_s = time.perf_counter() - t_submit
-                if in_flight is not None and not self._emit(*in_flight):
-                    in_flight = None
-                    break
-                in_flight = (batch, pending, submit_s)
+            try:
+                while not self._stop.is_set():
+                    batch = None if self._source_ended else self._next_batch()
+                    if batch is None:
+                        break
+                    t_submit = time.perf_counter()
+                    pending = self.engine.submit(batch)
+                    submit_s = time.perf_counter() - t_submit
+                    previous, in_flight = in_flight, (batch, pending, submit_s)
+                    if previous is not None and not self._emit(*previous):
+                        in_flight = None
+                        break
+            except BaseException as e:  # handed to the consumer after the frames already enhanced
+                error = e
             if in_flight is not None and not self._stop.is_set():
-                self._emit(*in_flight)
-        except BaseException as e:  # handed to the consumer
-            self._error = e
+                try:
+                    self._emit(*in_flight)
+                except BaseException as e:
+                    error = error or e
+            self._error = error
         finally:
             self.stats.finished()
             # the end marker must get through even when the consumer is slow; give up only on stop()
