@@ -331,3 +331,19 @@ def test_sice_part1_first_scene_matches_readme():
     groups = group_scenes([thumbnail(p) for p in paths])
     assert [paths[i].stem for i in groups[1]] == [str(k) for k in range(2, 9)]
     assert sice.similarity(thumbnail(paths[1]), thumbnail(paths[7])) > 0.5
+
+
+def test_caches_of_two_teachers_stack(paired_dir, tmp_path):
+    t1, t2 = _CountingTeacher(), _CountingTeacher()
+    with torch.no_grad():
+        t2.scale.fill_(0.25)
+    ds = PairedFolderDataset(paired_dir, crop=16, flip=True, rotate=True)
+    inner = CachedTeacherDataset(ds, TeacherCache(tmp_path / "c", t1), output_key="t1")
+    both = CachedTeacherDataset(inner, TeacherCache(tmp_path / "c", t2), output_key="t2")
+    assert inner.cache.teacher_id != both.cache.teacher_id  # fingerprints differ with the weights
+    for _ in range(2):
+        for i in range(len(both)):
+            item = both[i]
+            assert torch.allclose(item["t1"], 0.5 + 0.5 * item["low"], atol=2e-3)
+            assert torch.allclose(item["t2"], 0.5 + 0.25 * item["low"], atol=2e-3)
+    assert t1.calls == t2.calls == len(ds)

@@ -188,23 +188,44 @@ class CachedTeacherDataset(Dataset):
     def stems(self) -> list[str]:
         return self.dataset.stems
 
+    @property
+    def transform(self) -> PairTransform:
+        """The wrapped dataset's augmentation (crop size, flips, rotations)."""
+        return self.dataset.transform
+
+    def paths(self, index: int) -> tuple:
+        return self.dataset.paths(index)
+
     def set_crop(self, crop: int | None) -> None:
         self.dataset.set_crop(crop)
 
     def subset(self, stems: Iterable[str], augment: bool = True) -> "CachedTeacherDataset":
         return CachedTeacherDataset(self.dataset.subset(stems, augment), self.cache, self.output_key, self.feats_key)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        item = dict(self.dataset.load_full(index))
+    def _full(self, index: int) -> tuple[dict[str, Any], dict[str, tuple[list[torch.Tensor], list[int]]]]:
+        """Whole example with every (nested) teacher output, and the features to crop per key."""
+        if isinstance(self.dataset, CachedTeacherDataset):
+            item, feats = self.dataset._full(index)
+        else:
+            item, feats = dict(self.dataset.load_full(index)), {}
         entry = self.cache.get(self.dataset.paths(index)[0], item["low"])
         item[self.output_key] = entry["out"].float()
+        if self.feats_key:
+            feats[self.feats_key] = ([f.float() for f in entry["feats"]], list(entry["strides"]))
+        return item, feats
+
+    def load_full(self, index: int) -> dict[str, Any]:
+        """Whole, un-augmented example including the teacher output(s) (lets caches be stacked)."""
+        return self._full(index)[0]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item, feats = self._full(index)
         tf: PairTransform = self.dataset.transform
-        strides = entry.get("strides", []) if self.feats_key else []
-        align = max([1, *strides])
+        align = max([1, *(s for _, strides in feats.values() for s in strides)])
         sampler = PairTransform(tf.crop, flip=tf.flip, rotate=tf.rotate, align=align)
         h, w = item["low"].shape[-2:]
         p = sampler.sample(int(h), int(w))
         out = {k: (apply_augment(v, p) if isinstance(v, torch.Tensor) else v) for k, v in item.items()}
-        if self.feats_key:
-            out[self.feats_key] = [apply_augment(f.float(), p, scale=s) for f, s in zip(entry["feats"], strides)]
+        for key, (maps, strides) in feats.items():
+            out[key] = [apply_augment(f, p, scale=s) for f, s in zip(maps, strides)]
         return out
