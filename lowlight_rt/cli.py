@@ -38,9 +38,6 @@ examples:
   lowlight-rt bench --json                       speed benchmark
 """
 
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-
-
 def _size(text: str) -> tuple[int, int]:
     try:
         w, h = text.lower().split("x")
@@ -188,11 +185,25 @@ def _build_engine(args: argparse.Namespace):
 
 
 def _run_headless(args: argparse.Namespace, spec: str | int, is_live: bool) -> int:
-    from .pipeline import run_to_output
+    from .jobs import JobOptions, run_job
 
-    out_path = _check_output(spec, args.out)
+    _check_output(spec, args.out)
     engine, info = _build_engine(args)
-    return run_to_output(spec, out_path, engine, args=args, model_info=info, is_live=is_live)
+    options = JobOptions(side_by_side=args.side_by_side, crf=args.crf, preset=args.preset,
+                         batch_size=args.batch, max_frames=args.max_frames, quiet=args.quiet,
+                         camera_options=_camera_options(args))
+    return run_job(spec, args.out, engine, options, model_name=info.get("name", args.model or ""))
+
+
+def _camera_options(args: argparse.Namespace) -> dict | None:
+    opts: dict = {}
+    if args.camera_size:
+        opts["width"], opts["height"] = args.camera_size
+    if args.camera_fps:
+        opts["fps"] = args.camera_fps
+    if args.pixel_format:
+        opts["pixel_format"] = args.pixel_format
+    return opts or None
 
 
 def _run_viewer(args: argparse.Namespace, spec: str | int) -> int:

@@ -1,0 +1,149 @@
+"""A headless job: open the input, open the output, run the pipeline, report.
+
+Used by the CLI for files, image folders, and camera / stream recording with ``--no-gui``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .engine import Engine
+from .errors import EXIT_INTERRUPTED, EXIT_OK, OutputError, PartialOutputError
+from .pipeline import Pipeline, PipelineStats
+from .sinks import ImageFileSink, ImageFolderSink, VideoFileSink, check_output_path
+from .sources import IMAGE_EXTENSIONS, open_source
+from .sources.base import Source
+
+@dataclass
+class JobOptions:
+    """Output and run options of a headless job (see ``lowlight-rt --help``)."""
+
+    side_by_side: bool = False
+    crf: int = 18
+    preset: str = "veryfast"
+    batch_size: int | None = None
+    max_frames: int | None = None
+    quiet: bool = False
+    camera_options: dict[str, Any] | None = None
+    stream_options: dict[str, Any] | None = None
+
+
+def open_input(spec: str | int, engine: Engine, *, realtime: bool = False, loop: bool = False,
+               camera_options: dict[str, Any] | None = None,
+               stream_options: dict[str, Any] | None = None) -> Source:
+    """Open ``spec`` with the processing size the engine wants (frames downsampled in the capture thread)."""
+    return open_source(spec, proc_size=engine.proc_size, size_multiple=engine.size_multiple,
+                       realtime=realtime, loop=loop, camera_options=camera_options,
+                       stream_options=stream_options)
+
+
+def open_output(out: Path, source: Source, options: JobOptions):
+    """The sink for ``out``: an image folder / image file for image inputs, else an H.264 MP4."""
+    info = source.info
+    if info.kind == "images":
+        if out.suffix.lower() in IMAGE_EXTENSIONS and (info.frame_count or 0) <= 1:
+            return ImageFileSink(out, input_path=info.path)
+        return ImageFolderSink(out, input_dir=info.path)
+    if out.suffix.lower() in IMAGE_EXTENSIONS:
+        raise OutputError(f"{out}: a video input needs a video output (.mp4)")
+    check_output_path(out, info.path)
+    audio_from = info.path if (info.audio_stream_indices and info.path and not info.is_live) else None
+    return VideoFileSink(out, info.width, info.height, time_base=info.time_base, fps=info.fps,
+                         audio_from=audio_from, crf=options.crf, preset=options.preset,
+                         side_by_side=options.side_by_side, metadata=info.metadata,
+                         rotation=info.rotation)
+
+
+def run_job(spec: str | int, out: str | os.PathLike, engine: Engine, options: JobOptions,
+            model_name: str = "") -> int:
+    """Enhance ``spec`` into ``out``; prints a progress bar and a summary unless ``options.quiet``.
+
+    Returns the exit code: 0 on success, 130 when interrupted (output finalised, partial).
+    Raises ``PartialOutputError`` when an error stopped processing after the output was started.
+    """
+    out_path = Path(out)
+    source = open_input(spec, engine, camera_options=options.camera_options,
+                        stream_options=options.stream_options)
+    try:
+        sink = open_output(out_path, source, options)
+    except BaseException:
+        source.stop()
+        raise
+    batch = options.batch_size or (4 if engine.device_type == "cuda" else 1)
+    pipeline = Pipeline(source, engine, [sink], batch_size=batch)
+    bar = None if options.quiet else _progress_bar(source, out_path)
+    try:
+        stats = pipeline.run(progress=None if bar is None else bar.update_stats, max_frames=options.max_frames)
+    except KeyboardInterrupt:
+        stats = pipeline.stats
+        _finish(bar, stats, options, engine, model_name, out_path, "interrupted")
+        if source.info.is_live:
+            return EXIT_OK  # Ctrl-C is how a live recording ends; the file is complete
+        print(f"lowlight-rt: interrupted: partial output saved to {out_path} "
+              f"({stats.frames_out} frames)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:
+        stats = pipeline.stats
+        _finish(bar, stats, options, engine, model_name, out_path, "failed")
+        if stats.frames_out > 0:
+            raise PartialOutputError(f"{e} -- partial output saved to {out_path} "
+                                     f"({stats.frames_out} frames)") from e
+        raise
+    _finish(bar, stats, options, engine, model_name, out_path, "done")
+    return EXIT_OK
+
+
+class _Progress:
+    """tqdm bar showing frames, FPS and ETA, fed from the pipeline's stats."""
+
+    def __init__(self, total: int | None, desc: str) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, desc=desc, unit="frame", dynamic_ncols=True, file=sys.stderr,
+                        leave=True, smoothing=0.1)
+
+    def update_stats(self, stats: PipelineStats) -> None:
+        delta = stats.frames_out - self.bar.n
+        if delta > 0:
+            self.bar.update(delta)
+        postfix = {"fps": f"{stats.output_fps:.1f}"}
+        if stats.dropped:
+            postfix["dropped"] = stats.dropped
+        if stats.decode_errors:
+            postfix["decode_err"] = stats.decode_errors
+        self.bar.set_postfix(postfix, refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _progress_bar(source: Source, out: Path) -> _Progress:
+    return _Progress(source.info.frame_count, desc=out.name)
+
+
+def _finish(bar: _Progress | None, stats: PipelineStats, options: JobOptions, engine: Engine,
+            model_name: str, out: Path, state: str) -> None:
+    if bar is not None:
+        bar.close()
+    if options.quiet:
+        return
+    print(summary_text(stats, engine, model_name, out, state), file=sys.stderr)
+
+
+def summary_text(stats: PipelineStats, engine: Engine, model_name: str, out: Path, state: str) -> str:
+    """The end-of-run summary: frames in/out, dropped, decode errors, per-stage speed."""
+    lines = [
+        f"{state}: {out}",
+        f"  frames in/out   {stats.frames_in} / {stats.frames_out}   dropped {stats.dropped}   "
+        f"decode errors {stats.decode_errors}" + (f"   reconnects {stats.reconnects}" if stats.reconnects else ""),
+        f"  model           {model_name} on {engine.device_name} ({engine.precision}), "
+        f"processing size {engine.proc_size or 'full'}",
+        f"  speed           end-to-end {stats.output_fps:.1f} FPS over {stats.elapsed_s:.1f} s; "
+        f"capture {stats.capture_fps:.1f} FPS; inference {stats.inference_fps:.1f} FPS "
+        f"({stats.infer_ms_per_frame:.1f} ms/frame); write {stats.write_ms_per_frame:.1f} ms/frame",
+    ]
+    return "\n".join(lines)
