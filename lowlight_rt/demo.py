@@ -9,6 +9,9 @@ PyAV (libx264, yuv420p) together with a generated AAC soundtrack (ambient noise,
 the car passing by, panned left to right).
 
     python -m lowlight_rt.demo --regenerate      # rebuild assets/demo/night_demo.mp4 (deterministic)
+
+The clean frames are never written: ``NightScene().frames()`` regenerates them in memory, bit-exact,
+as a reference (e.g. PSNR of an enhanced demo against the scene before darkening).
 """
 
 from __future__ import annotations
