@@ -71,7 +71,7 @@ class MainWindow(QMainWindow):
         self.options = options or ViewerOptions()
         self.exit_code = EXIT_OK
         self.shown = 0
-        self.display_rate = RateMeter(1.0)
+        self.display_rate = RateMeter(2.0)
         self.latency = LatencyMeter(120)
         self._last_seq: int | None = None
         self._current: Any = None

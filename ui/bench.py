@@ -80,6 +80,7 @@ def bench_viewer(seconds: float = 10.0, width: int = 1280, height: int = 720, fp
         shown0 = win.shown
         win.latency.reset()
         win.latency.keep_all = True
+        paint_s0, paint_n0 = win.view.paint_seconds, win.view.paint_count
         t0 = time.perf_counter()
         run_for(seconds)
         elapsed = time.perf_counter() - t0
@@ -101,6 +102,8 @@ def bench_viewer(seconds: float = 10.0, width: int = 1280, height: int = 720, fp
             "latency_ms_median": round(statistics.median(lat), 1) if lat else None,
             "latency_ms_p90": round(_percentile(lat, 0.9), 1) if lat else None,
             "latency_ms_max": round(max(lat), 1) if lat else None,
+            "paint_ms_mean": round(1000 * (win.view.paint_seconds - paint_s0)
+                                   / max(1, win.view.paint_count - paint_n0), 2),
             "capture_fps": _round(s1.get("capture_fps")),
             "inference_fps": _round(s1.get("inference_fps")),
             "frames_captured": int(s1.get("frames_in") or 0) - in0,

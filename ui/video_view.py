@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 
+import cv2
 import numpy as np
-from PyQt6.QtCore import QPointF, QRectF, Qt, pyqtSignal
+from PyQt6.QtCore import QPointF, QRect, QRectF, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPaintEvent, QPen
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
@@ -19,13 +20,35 @@ _GAP = 4          # pixels between the two panes
 _GRAB = 10        # how close (pixels) a press must be to the divider to grab it
 
 
+def _resize(src: np.ndarray, width: int, height: int, smooth: bool = True) -> np.ndarray:
+    """Resize ``(H, W, 3)`` uint8 for display: integer-factor area averaging first when shrinking
+    by 2x or more (no aliasing, fast path in OpenCV), then bilinear to the exact size."""
+    h, w = src.shape[:2]
+    k = min(w // max(1, width), h // max(1, height))
+    if k >= 2:
+        src = cv2.resize(src, (w // k, h // k), interpolation=cv2.INTER_AREA)
+        if src.shape[1] == width and src.shape[0] == height:
+            return src
+    interp = cv2.INTER_LINEAR if smooth else cv2.INTER_NEAREST
+    return cv2.resize(src, (width, height), interpolation=interp)
+
+
+def _pixel_rect(r: QRectF) -> QRect:
+    """``r`` snapped to whole pixels (pictures are blitted 1:1)."""
+    left, top = int(round(r.left())), int(round(r.top()))
+    return QRect(left, top, max(1, int(round(r.right())) - left), max(1, int(round(r.bottom())) - top))
+
+
 class VideoView(QWidget):
     """Paints the newest ``(input, enhanced)`` pair, fitted to the widget with its aspect ratio.
 
     Modes: ``"side"`` (input left, enhanced right) and ``"split"`` (one picture, input left of a
     draggable divider, enhanced right of it). Frames are numpy ``(H, W, 3)`` uint8 RGB arrays wrapped
     in QImages over the same memory (explicit bytesPerLine); the arrays are kept referenced for as
-    long as their QImages may be painted. Nothing here copies or converts pixels per frame.
+    long as their QImages may be painted. When the picture on screen is not 1:1, each frame is
+    resized once with OpenCV (area averaging when shrinking; releases the GIL, so the runtime's
+    threads keep running) and the resized array is blitted unscaled; repaints without a new frame
+    (overlay updates, grabs) reuse it.
 
     Signals:
         frame_painted(float): emitted once per NEW frame after it was painted, with the end-to-end
@@ -49,12 +72,15 @@ class VideoView(QWidget):
         self._enhanced: np.ndarray | None = None
         self._qin: QImage | None = None
         self._qout: QImage | None = None
+        self._scaled: dict[str, tuple[tuple[int, int], np.ndarray, QImage]] = {}
         self._pending_capture: float | None = None
         self._new_frame = False
         self.overlay_lines: list[str] = []
         self.overlay_visible = True
         self.placeholder = "Drop a video file here, or press Ctrl+O (F1 for help)"
         self.smooth = True
+        self.paint_seconds = 0.0   # GUI-thread time spent painting frames (benchmarks)
+        self.paint_count = 0
         self._font = QFont(self.font())
         self._font.setStyleHint(QFont.StyleHint.Monospace)
         self._font.setFamily("monospace")
@@ -104,6 +130,7 @@ class VideoView(QWidget):
         # Keep the arrays alive together with the QImages that point into them.
         self._input, self._enhanced = image, enhanced
         self._qin, self._qout = numpy_to_qimage(image), numpy_to_qimage(enhanced)
+        self._scaled.clear()
         self._pending_capture = capture_time
         self._new_frame = True
         self.update()
@@ -111,6 +138,7 @@ class VideoView(QWidget):
     def clear(self) -> None:
         self._input = self._enhanced = None
         self._qin = self._qout = None
+        self._scaled.clear()
         self._new_frame = False
         self.update()
 
@@ -142,6 +170,7 @@ class VideoView(QWidget):
 
     # ------------------------------------------------------------------ painting
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt name)
+        t0 = time.perf_counter()
         p = QPainter(self)
         try:
             p.fillRect(self.rect(), QColor(16, 16, 16))
@@ -154,8 +183,9 @@ class VideoView(QWidget):
             if self._mode == SPLIT:
                 self._paint_split(p, rects["picture"])
             else:
-                p.drawImage(rects["input"], self._qin, QRectF(self._qin.rect()))
-                p.drawImage(rects["enhanced"], self._qout, QRectF(self._qout.rect()))
+                for key in ("input", "enhanced"):
+                    target = _pixel_rect(rects[key])
+                    p.drawImage(target, self._image_for(key, target.width(), target.height()))
                 self._paint_labels(p, rects["input"], rects["enhanced"])
             if self.overlay_visible and self.overlay_lines:
                 self._paint_overlay(p)
@@ -163,26 +193,43 @@ class VideoView(QWidget):
             p.end()
         if self._new_frame:
             self._new_frame = False
+            now = time.perf_counter()
+            self.paint_seconds += now - t0
+            self.paint_count += 1
             cap = self._pending_capture
-            latency = time.perf_counter() - cap if cap else float("nan")
+            latency = now - cap if cap else float("nan")
             self.frame_painted.emit(latency)
 
+    def _image_for(self, key: str, width: int, height: int) -> QImage:
+        """``key``'s picture at ``width x height`` (the original QImage when it is 1:1)."""
+        src = self._input if key == "input" else self._enhanced
+        qsrc = self._qin if key == "input" else self._qout
+        assert src is not None and qsrc is not None
+        if (width, height) == (src.shape[1], src.shape[0]) or width < 1 or height < 1:
+            return qsrc
+        cached = self._scaled.get(key)
+        if cached is not None and cached[0] == (width, height):
+            return cached[2]
+        arr = _resize(src, width, height, self.smooth)
+        qimg = numpy_to_qimage(arr)
+        self._scaled[key] = ((width, height), arr, qimg)   # keeps ``arr`` alive with its QImage
+        return qimg
+
     def _paint_split(self, p: QPainter, r: QRectF) -> None:
-        qin, qout = self._qin, self._qout
-        assert qin is not None and qout is not None
-        s = self._split
-        if s > 0:
-            p.drawImage(QRectF(r.left(), r.top(), r.width() * s, r.height()), qin,
-                        QRectF(0, 0, qin.width() * s, qin.height()))
-        if s < 1:
-            p.drawImage(QRectF(r.left() + r.width() * s, r.top(), r.width() * (1 - s), r.height()), qout,
-                        QRectF(qout.width() * s, 0, qout.width() * (1 - s), qout.height()))
-        x = r.left() + r.width() * s
+        target = _pixel_rect(r)
+        w, h = target.width(), target.height()
+        qin, qout = self._image_for("input", w, h), self._image_for("enhanced", w, h)
+        cut = int(round(self._split * w))
+        if cut > 0:
+            p.drawImage(QRect(target.left(), target.top(), cut, h), qin, QRect(0, 0, cut, h))
+        if cut < w:
+            p.drawImage(QRect(target.left() + cut, target.top(), w - cut, h), qout, QRect(cut, 0, w - cut, h))
+        x = r.left() + r.width() * self._split
         p.setPen(QPen(QColor(255, 255, 255, 220), 2))
         p.drawLine(QPointF(x, r.top()), QPointF(x, r.bottom()))
         p.setBrush(QColor(255, 255, 255, 220))
         p.drawEllipse(QPointF(x, r.center().y()), 7, 7)
-        self._paint_labels(p, QRectF(r.left(), r.top(), r.width() * s, r.height()),
+        self._paint_labels(p, QRectF(r.left(), r.top(), r.width() * self._split, r.height()),
                            QRectF(x, r.top(), r.right() - x, r.height()))
 
     def _paint_labels(self, p: QPainter, left: QRectF, right: QRectF) -> None:
