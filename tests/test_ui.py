@@ -393,4 +393,44 @@ def test_run_viewer_quit_after_and_screenshot(qapp, clip, tmp_path):
     assert img is not None and img.shape[1] >= 600 and img.std() > 5
     code = run_viewer(source_spec=str(tmp_path / "missing.mp4"), model="classical", quit_after=4)
     assert code == EXIT_INPUT
-    assert not [t for t in threading.enumerate() if t.name.startswith(("lowlight-source", "lowlight-ui"))]
+    assert not [t for t in threading.enumerate() if t.name.startswith("lowlight")]
+
+
+def test_controls_processing_size_model_and_help(qtbot, make_window):
+    win = make_window(fake_camera(w=320, h=192))
+    _wait_frames(qtbot, win, 2)
+    engine = win.session.engine
+    default = engine.proc_size
+    assert win.proc_combo.currentData() == default
+    win.step_proc_size(-1)                       # one size smaller than the model's default
+    smaller = win.proc_combo.currentData()
+    assert 0 < smaller < default and engine.proc_size == smaller
+    assert win.session.source.proc_size == smaller
+    _wait_frames(qtbot, win, 3)
+    assert win._proc_text() == "x".join(map(str, engine.proc_shape(320, 192)))
+    win.session.set_model("classical")          # reload through the picker's path
+    qtbot.waitUntil(lambda: "Model: classical" in win.banner.text() or win.banner.text() == "", timeout=5000)
+    _wait_frames(qtbot, win, 2)
+    assert win.model_combo.itemText(win.model_combo.count() - 1).startswith("Open checkpoint")
+    win.view.setFocus()
+    qtbot.keyClick(win.view, Qt.Key.Key_F1)
+    assert win.help.isVisible()
+    qtbot.keyClick(win.help, Qt.Key.Key_Escape)
+    assert not win.help.isVisible()
+
+
+def test_close_while_opening_leaves_no_thread(qtbot, make_window):
+    win = make_window(fake_camera())
+    win.close()                                  # the open is still in flight
+    qtbot.wait(300)
+    names = [t.name for t in threading.enumerate()]
+    assert not [n for n in names if n.startswith("lowlight")], names
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
+def test_device_switch_to_cuda(qtbot, make_window):
+    win = make_window(fake_camera())
+    _wait_frames(qtbot, win, 2)
+    win.toggle_device()
+    qtbot.waitUntil(lambda: str(win.session.engine.device_name).startswith("cuda"), timeout=20000)
+    _wait_frames(qtbot, win, 5)

@@ -117,6 +117,9 @@ class ViewerSession(QObject):
         self._done.connect(self._on_done)
         self.busy = False
         self.failed_error: BaseException | None = None
+        self._engine_lock = threading.Lock()
+        self._pending_lock = threading.Lock()
+        self._pending: list[Any] = []
         self.failed.connect(self._remember_failure)
 
     def _remember_failure(self, error: BaseException) -> None:
@@ -194,21 +197,32 @@ class ViewerSession(QObject):
         spec = self.spec
         self.message.emit(f"Opening {describe_spec(spec)}...", "info")
 
+        token = self._token
+
         def work() -> tuple[Any, Any, str]:
-            engine, label = None, ""
-            if self.engine is None:
-                engine, label = self._build_engine()
-                self.engine = engine
-                self.model_name = label
+            label = ""
+            with self._engine_lock:
+                if self.engine is None:
+                    self.engine, label = self._build_engine()
+                    self.model_name = label
             source = self._open_source(spec)
             try:
                 from lowlight_rt.pipeline import Pipeline
 
                 pipeline = Pipeline(source, self.engine)
-                pipeline.start()
+                with self._pending_lock:
+                    stale = self._closing or token != self._token
+                    if not stale:
+                        # close() stops pipelines whose hand-over to the GUI thread is still queued
+                        self._pending.append(pipeline)
+                if not stale:
+                    pipeline.start()
             except BaseException:
                 source.stop()
                 raise
+            if stale:
+                source.stop()
+                raise _Stale()
             return source, pipeline, label
 
         self._async("open", work)
@@ -216,13 +230,16 @@ class ViewerSession(QObject):
     def _done_open(self, token: int, result: Any, error: BaseException | None) -> None:
         self.busy = False
         if error is not None:
-            if token != self._token:
+            if token != self._token or isinstance(error, _Stale):
                 return
             if self.engine is not None and self.model_name:
                 self.engine_changed.emit()
             self._handle_failure(error, while_opening=True)
             return
         source, pipeline, label = result
+        with self._pending_lock:
+            if pipeline in self._pending:
+                self._pending.remove(pipeline)
         if token != self._token or self._closing:
             self._stop_async(pipeline, source)
             return
@@ -435,7 +452,8 @@ class ViewerSession(QObject):
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop everything and wait for every thread this session started."""
-        self._closing = True
+        with self._pending_lock:
+            self._closing = True
         self._retry_timer.stop()
         self._token += 1
         try:
@@ -451,6 +469,10 @@ class ViewerSession(QObject):
         deadline = time.monotonic() + timeout
         for t in list(self._threads):
             t.join(max(0.0, deadline - time.monotonic()))
+        with self._pending_lock:
+            pending, self._pending = self._pending, []
+        for p in pending:  # opened, but the GUI thread never adopted them
+            p.stop()
         self._threads = [t for t in self._threads if t.is_alive()]
 
     def stats(self) -> dict[str, Any]:
@@ -461,6 +483,10 @@ class ViewerSession(QObject):
         s = p.stats
         return {k: getattr(s, k, None) for k in ("frames_in", "frames_out", "dropped", "decode_errors",
                                                  "capture_fps", "inference_fps", "output_fps")}
+
+
+class _Stale(Exception):
+    """An open finished after the viewer moved on (another source, or closing)."""
 
 
 def _stat(pipeline: Any, name: str) -> int:
