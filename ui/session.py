@@ -284,12 +284,14 @@ class ViewerSession(QObject):
             self._retries, self._retry_delay = 0, self.options.retry_delay
 
     def _handle_failure(self, error: BaseException, *, while_opening: bool) -> None:
-        log.warning("source failed: %s", error, exc_info=not isinstance(error, LowlightError))
+        if not isinstance(error, LowlightError):  # a bug or an unexpected library error: keep the trace
+            log.debug("source failed", exc_info=error)
         self.stop_recording()
         self._stop_current()
         text = _one_line(error)
         if isinstance(error, ModelError) or self.engine is None:
-            self.message.emit(f"Model error: {text}", "error")
+            what = "Model error" if isinstance(error, ModelError) else "Cannot start the engine"
+            self.message.emit(f"{what}: {text}", "error")
             self.failed.emit(error)
             return
         if not self.live:
