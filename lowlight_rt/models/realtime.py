@@ -37,12 +37,23 @@ import torch.nn.functional as F
 from torch import nn
 
 from .affine import AffineOperatorModel, apply_affine_operator
-from .base import resize
 from .registry import register_model
 
 
 def _act() -> nn.Module:
     return nn.LeakyReLU(0.1, inplace=True)
+
+
+class Pointwise(nn.Conv2d):
+    """1x1 convolution; on channels_last input it runs as one GEMM over pixels (no layout copies)."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__(c_in, c_out, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+            return F.linear(x.permute(0, 2, 3, 1), self.weight.flatten(1), self.bias).permute(0, 3, 1, 2)
+        return super().forward(x)
 
 
 class SepBlock(nn.Module):
@@ -52,8 +63,8 @@ class SepBlock(nn.Module):
         super().__init__()
         c = channels
         self.body = nn.Sequential(
-            nn.Conv2d(c, c, 3, padding=1, groups=c), nn.Conv2d(c, c, 1), _act(),
-            nn.Conv2d(c, c, 3, padding=1, groups=c), nn.Conv2d(c, c, 1))
+            nn.Conv2d(c, c, 3, padding=1, groups=c), Pointwise(c, c), _act(),
+            nn.Conv2d(c, c, 3, padding=1, groups=c), Pointwise(c, c))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -76,16 +87,18 @@ class GlobalContext(nn.Module):
 
 
 class Up(nn.Module):
-    """``1x1 conv`` at the coarse level, bilinear x2 to the skip's size, add the skip, act, block."""
+    """``1x1 conv`` at the coarse level, nearest x2 to the skip's size, add the skip, act, block."""
 
     def __init__(self, c_in: int, c_out: int) -> None:
         super().__init__()
-        self.proj = nn.Conv2d(c_in, c_out, 1)
+        self.proj = Pointwise(c_in, c_out)
         self.act = _act()
         self.block = SepBlock(c_out)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        return self.block(self.act(resize(self.proj(x), tuple(skip.shape[-2:])) + skip))
+        # levels are exact halves (input padded to a multiple of 8): nearest x2, smoothed by the block
+        up = F.interpolate(self.proj(x), size=tuple(skip.shape[-2:]), mode="nearest")
+        return self.block(self.act(up + skip))
 
 
 @register_model("realtime")
@@ -122,7 +135,7 @@ class RealtimeStudent(AffineOperatorModel):
         self.context = GlobalContext(4 * w)
         self.up1 = Up(4 * w, 2 * w)
         self.up0 = Up(2 * w, w)
-        self.head = nn.Conv2d(w, 3 + self.gain_channels, 1)
+        self.head = Pointwise(w, 3 + self.gain_channels)
         with torch.no_grad():  # start from gain ~1 (keep detail), base ~0.5
             self.head.weight.mul_(0.1)
             self.head.bias.zero_()
@@ -143,13 +156,14 @@ class RealtimeStudent(AffineOperatorModel):
         s1 = self.down1(s0)
         f = self.context(self.down2(s1), level.log().flatten(1))
         f = self.up0(self.up1(f, s1), s0)
-        out = self.head(f)
         gh, gw = (h + 1) // 2, (w + 1) // 2
-        out = out[..., :gh, :gw]
-        x_half = F.avg_pool2d(x, 2)[..., :gh, :gw]
+        # NCHW-contiguous from here: elementwise ops on channel slices of channels_last are slow
+        out = self.head(f)[..., :gh, :gw].contiguous()
+        # 2x2 mean (bilinear at exactly 1/2 with half-pixel centres; faster than avg_pool2d on CPU)
+        x_half = F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False)[..., :gh, :gw].contiguous()
         base = torch.sigmoid(out[:, :3])
         gain = F.softplus(out[:, 3:])
-        return torch.addcmul(base, -gain, x_half), gain
+        return torch.addcmul(base, gain, x_half, value=-1.0), gain
 
     def forward(self, x: torch.Tensor, scale: float | None = None) -> torch.Tensor:
         """Training path = runtime path: downsample ``x`` by ``scale`` (default ``train_scale``), enhance.
