@@ -109,6 +109,8 @@ def bench_viewer(seconds: float = 10.0, width: int = 1280, height: int = 720, fp
             "frames_captured": int(s1.get("frames_in") or 0) - in0,
             "dropped": int(s1.get("dropped") or 0) - drop0,
             "pipeline_alive": p is not None and getattr(p, "error", None) is None,
+            "cpu_count": os.cpu_count(),
+            "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         }
         result["meets_target"] = bool(
             result["display_fps"] >= TARGET_DISPLAY_FPS and result["latency_ms_median"] is not None
