@@ -352,7 +352,6 @@ class MainWindow(QMainWindow):
 
     def _on_opened(self, info: Any) -> None:
         self._last_seq = None
-        self.shown_at_open = self.shown
         self._refresh_engine_controls()
 
     def _on_failed(self, error: BaseException) -> None:
