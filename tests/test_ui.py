@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PyQt6.QtCore import QPoint, QRectF, Qt
-from PyQt6.QtWidgets import QApplication
 
 from ui.imaging import fit_rect, numpy_to_qimage, qimage_to_numpy
 from ui.meters import LatencyMeter, RateMeter
