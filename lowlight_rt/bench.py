@@ -16,6 +16,7 @@ CUDA 1080p FP16 model-only >= 500 FPS.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -39,14 +40,18 @@ CPU_TARGET_RATIO = 0.8
 CUDA_TARGET_FPS_1080P = 500.0
 
 
-def _test_frames(width: int, height: int, count: int = 4) -> list[np.ndarray]:
-    """Dark, noisy ``(H, W, 3)`` uint8 frames from the demo scene (realistic content, not flat noise)."""
+@functools.lru_cache(maxsize=2)
+def _test_frames(width: int, height: int, count: int = 4) -> tuple[np.ndarray, ...]:
+    """Dark, noisy ``(H, W, 3)`` uint8 frames from the demo scene (realistic content, not flat noise).
+
+    Cached: rendering the scene takes seconds at 1080p and every device / precision reuses it.
+    """
     from .demo import DEMO_PARAMS, NightScene
     from .synth import simulate_low_light
 
     scene = NightScene(width, height, 30, count / 30.0, 7)
     rng = np.random.default_rng(0)
-    return [simulate_low_light(scene.frame(i), DEMO_PARAMS, rng=rng) for i in range(count)]
+    return tuple(simulate_low_light(scene.frame(i), DEMO_PARAMS, rng=rng) for i in range(count))
 
 
 def bench_model(engine: Engine, width: int, height: int, seconds: float = 3.0, batch: int = 1) -> dict[str, Any]:

@@ -7,6 +7,7 @@ Every user error ends in ONE line on stderr and a documented non-zero exit code
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -46,8 +47,21 @@ def _size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
 def _strength(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError("strength must be in [0, 1]")
     return value
@@ -69,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     cam.add_argument("--camera-size", type=_size, metavar="WxH", help="capture size, e.g. 1280x720")
     cam.add_argument("--camera-fps", type=float, metavar="FPS", help="capture frame rate")
     cam.add_argument("--pixel-format", metavar="FMT", help="capture pixel format, e.g. mjpeg, yuyv422")
+    net = p.add_argument_group("stream options")
+    net.add_argument("--timeout", type=_positive, default=10.0, metavar="SECONDS",
+                     help="stream: connect / read timeout before giving up or reconnecting (default 10)")
+    net.add_argument("--retries", type=int, default=5, metavar="N",
+                     help="stream: reconnect attempts after the stream drops (default 5, 0 = none)")
     out = p.add_argument_group("output")
     out.add_argument("--out", "-o", metavar="PATH", help="output .mp4 (video, stream, camera) or folder/image")
     out.add_argument("--side-by-side", action="store_true", help="write input | enhanced side by side")
@@ -114,21 +133,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LowlightError as e:
         if debug:
             traceback.print_exc()
-        print(f"lowlight-rt: error: {e}", file=sys.stderr)
+        print(f"lowlight-rt: error: {_one_line(e)}", file=sys.stderr)
         return e.exit_code
     except Exception as e:  # a bug: still one line unless --debug
         if debug:
             traceback.print_exc()
-        print(f"lowlight-rt: internal error: {type(e).__name__}: {e} (run with --debug for details)",
+        print(f"lowlight-rt: internal error: {type(e).__name__}: {_one_line(e)} (run with --debug for details)",
               file=sys.stderr)
         return EXIT_INTERNAL
 
 
-def _run(args: argparse.Namespace) -> int:
-    from .models.hub import list_available_models
+def _one_line(error: BaseException) -> str:
+    """``str(error)`` with newlines and runs of spaces collapsed (stderr gets exactly one line)."""
+    return " ".join(str(error).split())
 
+
+def _run(args: argparse.Namespace) -> int:
     if args.list_models:
-        for name, description in list_available_models().items():
+        for name, description in _model_descriptions().items():
             print(f"{name:20s} {description}")
         return EXIT_OK
 
@@ -149,9 +171,26 @@ def _run(args: argparse.Namespace) -> int:
         return _run_viewer(args, spec)
     if args.out is None:
         if is_live:
-            raise OutputError("headless capture needs --out rec.mp4 (or drop --no-gui to open the viewer)")
-        raise OutputError("no --out given (or use --view to watch instead)")
+            build_parser().error("headless capture needs --out rec.mp4 (or drop --no-gui to open the viewer)")
+        build_parser().error("no --out given (or use --view to watch instead)")
     return _run_headless(args, spec, is_live)
+
+
+def _model_descriptions() -> dict[str, str]:
+    """``{name: one-line description}`` of every model ``--model NAME`` accepts, default first."""
+    from .models.hub import default_model_name, list_available_models, shipped_models
+    from .models.registry import get_model_class
+
+    shipped, default = shipped_models(), default_model_name()
+    out: dict[str, str] = {}
+    for name in list_available_models():
+        if name in shipped:
+            text = f"trained checkpoint {shipped[name]}"
+        else:
+            doc = (get_model_class(name).__doc__ or "").strip().splitlines()
+            text = (doc[0] if doc else name) + " [weight-free]"
+        out[name] = text + (" (default)" if name == default else "")
+    return out
 
 
 def _camera_spec(text: str) -> int | str:
@@ -167,10 +206,15 @@ def _check_output(spec: str | int, out: str) -> Path:
     out_path = Path(out)
     if isinstance(spec, str) and not _is_url(spec):
         src = Path(spec)
-        if src.exists() and out_path.exists() and src.resolve() == out_path.resolve():
-            raise OutputError(f"output {out} is the input file; refusing to overwrite it")
-        if src.resolve() == out_path.resolve():
-            raise OutputError(f"output {out} is the input path; refusing to overwrite it")
+        same = src.resolve() == out_path.resolve()
+        if not same and src.exists() and out_path.exists():
+            try:
+                same = os.path.samefile(src, out_path)  # hard links
+            except OSError:
+                same = False
+        if same:
+            what = "folder" if src.is_dir() else "file"
+            raise OutputError(f"output {out} is the input {what}; refusing to overwrite it")
     return out_path
 
 
@@ -191,7 +235,7 @@ def _run_headless(args: argparse.Namespace, spec: str | int, is_live: bool) -> i
     engine, info = _build_engine(args)
     options = JobOptions(side_by_side=args.side_by_side, crf=args.crf, preset=args.preset,
                          batch_size=args.batch, max_frames=args.max_frames, quiet=args.quiet,
-                         camera_options=_camera_options(args))
+                         camera_options=_camera_options(args), stream_options=_stream_options(args))
     return run_job(spec, args.out, engine, options, model_name=info.get("name", args.model or ""))
 
 
@@ -206,8 +250,25 @@ def _camera_options(args: argparse.Namespace) -> dict | None:
     return opts or None
 
 
+def _stream_options(args: argparse.Namespace) -> dict:
+    """``--timeout`` / ``--retries`` as :class:`~lowlight_rt.sources.stream.StreamSource` keywords."""
+    return {"open_timeout": args.timeout, "read_timeout": args.timeout, "max_retries": max(0, args.retries)}
+
+
+def _check_display() -> None:
+    """Raise ``OutputError`` (one line) when Qt has no screen to open the viewer on (Qt would abort)."""
+    if sys.platform.startswith("linux") and not os.environ.get("QT_QPA_PLATFORM") \
+            and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        raise OutputError("no display for the viewer (DISPLAY is not set); record headless with "
+                          "--no-gui --out rec.mp4, or set QT_QPA_PLATFORM=offscreen")
+
+
 def _run_viewer(args: argparse.Namespace, spec: str | int) -> int:
-    from ui.app import run_viewer
+    _check_display()
+    try:
+        from ui.app import run_viewer
+    except ImportError as e:
+        raise OutputError(f"the viewer cannot start: {e}") from e
 
     return run_viewer(source_spec=spec, model=args.model, device=args.device, fp16=not args.fp32,
                       proc_size=args.proc_size, strength=args.strength, record=args.out,

@@ -12,11 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from .engine import Engine
-from .errors import EXIT_INTERRUPTED, EXIT_OK, OutputError, PartialOutputError
+from .errors import EXIT_INTERRUPTED, EXIT_OK, LowlightError, OutputError, PartialOutputError
 from .pipeline import Pipeline, PipelineStats
 from .sinks import ImageFileSink, ImageFolderSink, VideoFileSink, check_output_path
 from .sources import IMAGE_EXTENSIONS, open_source
 from .sources.base import Source
+
+VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".ts", ".flv"})
+"""Output names that mean a video file (refused for image inputs instead of becoming a folder)."""
 
 @dataclass
 class JobOptions:
@@ -45,7 +48,13 @@ def open_output(out: Path, source: Source, options: JobOptions):
     """The sink for ``out``: an image folder / image file for image inputs, else an H.264 MP4."""
     info = source.info
     if info.kind == "images":
-        if out.suffix.lower() in IMAGE_EXTENSIONS and (info.frame_count or 0) <= 1:
+        suffix = out.suffix.lower()
+        if suffix in VIDEO_EXTENSIONS and not out.is_dir():
+            raise OutputError(f"{out}: an image input needs an image or folder output, not a video file")
+        if suffix in IMAGE_EXTENSIONS and not out.is_dir():
+            if (info.frame_count or 0) > 1:
+                raise OutputError(f"{out}: {info.frame_count} input images need an output folder, "
+                                  f"not one image file")
             return ImageFileSink(out, input_path=info.path)
         return ImageFolderSink(out, input_dir=info.path)
     if out.suffix.lower() in IMAGE_EXTENSIONS:
@@ -66,6 +75,7 @@ def run_job(spec: str | int, out: str | os.PathLike, engine: Engine, options: Jo
     Raises ``PartialOutputError`` when an error stopped processing after the output was started.
     """
     out_path = Path(out)
+    existed = out_path.exists()
     source = open_input(spec, engine, camera_options=options.camera_options,
                         stream_options=options.stream_options)
     try:
@@ -90,11 +100,25 @@ def run_job(spec: str | int, out: str | os.PathLike, engine: Engine, options: Jo
         stats = pipeline.stats
         _finish(bar, stats, options, engine, model_name, out_path, "failed")
         if stats.frames_out > 0:
-            raise PartialOutputError(f"{e} -- partial output saved to {out_path} "
+            reason = str(e) if isinstance(e, LowlightError) else f"{type(e).__name__}: {e}"
+            raise PartialOutputError(f"{' '.join(reason.split())} -- partial output saved to {out_path} "
                                      f"({stats.frames_out} frames)") from e
+        if not existed:
+            _remove_empty_output(out_path)
         raise
     _finish(bar, stats, options, engine, model_name, out_path, "done")
     return EXIT_OK
+
+
+def _remove_empty_output(out: Path) -> None:
+    """Delete what a run that wrote no frame left at ``out`` (an empty video or folder it created)."""
+    try:
+        if out.is_dir():
+            out.rmdir()  # only succeeds when empty
+        elif out.is_file():
+            out.unlink()
+    except OSError:
+        pass
 
 
 class _Progress:

@@ -79,6 +79,8 @@ class Pipeline:
         self._t0 = 0.0
         self._t_end: float | None = None
         self._frames_out = 0
+        self._max_frames: int | None = None
+        self._cut = False
         self._write_s = 0.0
         self._latencies: deque[float] = deque(maxlen=300)
 
@@ -96,7 +98,9 @@ class Pipeline:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop every thread, then close (finalise) every sink. Idempotent.
 
-        Sinks are closed with ``partial=True`` unless the input was processed to its end.
+        Sinks are closed with ``partial=True`` unless the input was processed to its end (a run
+        cut at ``max_frames`` is complete, but its sinks are closed as partial so a file's audio
+        stops with its last frame).
         """
         self._stop.set()
         self.source.stop()
@@ -105,24 +109,25 @@ class Pipeline:
             self._writer.join(timeout)
         if self._t_end is None:
             self._t_end = time.perf_counter()
-        self._close_sinks(partial=not self._completed)
+        self._close_sinks(partial=not self._completed or self._cut)
 
     def run(self, progress: Callable[[PipelineStats], None] | None = None, interval: float = 0.5,
             max_frames: int | None = None) -> PipelineStats:
         """Process until the input ends (or ``max_frames`` frames are out); returns the stats.
 
-        Raises the first error of any stage after finalising the sinks; ``KeyboardInterrupt`` is
-        re-raised after the sinks were finalised as partial outputs.
+        Raises the first error of any stage after finalising the sinks; ``KeyboardInterrupt`` (or an
+        error raised by ``progress``) is re-raised after the sinks were finalised as partial outputs.
+        ``max_frames`` is enforced by the writer thread: exactly that many frames are written.
         """
+        if max_frames is not None and max_frames < 1:
+            raise ValueError("max_frames must be >= 1")
+        self._max_frames = max_frames
         self.start()
         try:
             while not self._done.wait(interval):
                 if progress is not None:
                     progress(self.stats)
-                if max_frames is not None and self._frames_out >= max_frames:
-                    self._completed = True
-                    break
-        except KeyboardInterrupt:
+        except BaseException:  # Ctrl-C, or the progress callback failed: finalise, then re-raise
             self.stop()
             raise
         self.stop()
@@ -139,7 +144,7 @@ class Pipeline:
             self._sinks.insert(len(self._sinks) - 1, sink)
 
     def remove_sink(self, sink: Sink) -> None:
-        """Stop feeding ``sink`` and close (finalise) it."""
+        """Stop feeding ``sink`` and close (finalise) it (waits for a write in progress)."""
         with self._sinks_lock:
             if sink in self._sinks:
                 self._sinks.remove(sink)
@@ -201,6 +206,9 @@ class Pipeline:
                     break
                 frame, enhanced = item
                 self._write(frame, enhanced)
+                if self._max_frames is not None and self._frames_out >= self._max_frames:
+                    self._completed = self._cut = True  # the requested amount is a complete output
+                    break
         except BaseException as e:  # handed to run() / the viewer; never lost in a thread
             self._error = e
         finally:
@@ -209,10 +217,10 @@ class Pipeline:
 
     def _write(self, frame: Frame, enhanced: np.ndarray) -> None:
         t = time.perf_counter()
+        # the lock is held while writing so remove_sink() never closes a sink in mid-write
         with self._sinks_lock:
-            sinks = list(self._sinks)
-        for sink in sinks:
-            sink.write(frame, enhanced)
+            for sink in self._sinks:
+                sink.write(frame, enhanced)
         done = time.perf_counter()
         self._write_s += done - t
         self._frames_out += 1
