@@ -69,14 +69,14 @@ def test_output_size_and_range(model_name, proc_size):
 
 def test_proc_shape_follows_settings():
     engine = _cpu(create_model("classical"))
-    assert engine.proc_shape(1280, 720) == (456, 256)  # model default short side 256
-    assert engine.proc_size == 256 and engine.requested_proc_size is None and engine.size_multiple == 8
+    assert engine.proc_shape(1280, 720) == (344, 192)  # model default short side 192
+    assert engine.proc_size == 192 and engine.requested_proc_size is None and engine.size_multiple == 8
     engine.set_proc_size(360)
     assert engine.proc_shape(1280, 720) == (640, 360)
     engine.set_proc_size(0)
     assert engine.proc_size is None and engine.proc_shape(1280, 720) == (1280, 720)
     engine.set_proc_size(None)
-    assert engine.proc_shape(1280, 720) == (456, 256)
+    assert engine.proc_shape(1280, 720) == (344, 192)
     with pytest.raises(ValueError):
         engine.set_proc_size(-5)
 
@@ -187,7 +187,7 @@ def test_set_model_swaps_before_next_batch():
     frame = _frames(1)[0]
     gamma_out = engine.enhance([frame])[0]
     engine.set_model(create_model("classical"))
-    assert engine.proc_shape(640, 360) == (456, 256)
+    assert engine.proc_shape(640, 360) == (344, 192)
     classical_out = engine.enhance([frame])[0]
     assert not np.array_equal(gamma_out, classical_out)
     assert isinstance(engine.model, EnhancementModel)
@@ -274,6 +274,7 @@ def test_worker_delivers_every_frame_in_order(batch_size):
     assert worker.get() is None  # stays ended
     snap = worker.stats.snapshot()
     assert snap["frames"] == 7 and snap["infer"]["ms_per_frame"] > 0 and snap["fps"] > 0
+    assert snap["infer_seconds"] > 0 and snap["dropped"] == 0
     assert 1 <= snap["batches"] <= 7
     assert _no_worker_threads()
 

@@ -135,5 +135,7 @@ class InferenceStats:
         out["frames"] = self.frames
         out["batches"] = batches
         out["fps"] = self.fps()
+        out["infer_seconds"] = out["infer"]["total_s"]
         out["infer_ms_per_frame"] = out["infer"]["ms_per_frame"]
+        out["dropped"] = 0  # the worker never drops; live drops are counted by the source
         return out

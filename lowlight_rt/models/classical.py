@@ -98,7 +98,8 @@ class ClassicalEnhancer(AffineOperatorModel):
             restarts from the new frame.
     """
 
-    default_proc_size = 256
+    #: the gain map is smooth, so a coarse grid suffices (about 3.7x below 720p)
+    default_proc_size = 192
     size_multiple = 8
     needs_weights = False
 
