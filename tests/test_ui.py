@@ -313,8 +313,17 @@ def test_file_pause_and_seek(qtbot, make_window, clip):
     assert win.shown <= shown + 1
     win.toggle_pause()
     _wait_frames(qtbot, win, 3)
-    win.session.seek(1.5)
-    qtbot.waitUntil(lambda: (win.session.position(win._current.frame) or 0) % 2.0 >= 1.4, timeout=5000)
+    qtbot.waitUntil(win.seek_row.isVisible, timeout=3000)
+    seeks: list[float] = []
+    real_seek = win.session.seek
+    win.session.seek = lambda t: (seeks.append(t), real_seek(t))
+    pos = lambda: (win.session.position(win._current.frame) or 0) % 2.0  # noqa: E731
+    qtbot.waitUntil(lambda: pos() < 0.6, timeout=5000)
+    slider = win.seek_slider                     # click at 75 % of the seek bar: 1.5 s of 2 s
+    qtbot.mouseClick(slider, Qt.MouseButton.LeftButton,
+                     pos=QPoint(int(slider.width() * 0.75), slider.height() // 2))
+    assert len(seeks) == 1 and seeks[0] == pytest.approx(1.5, abs=0.1)
+    qtbot.waitUntil(lambda: 1.35 <= pos() <= 1.9, timeout=5000)
 
 
 def test_live_source_dies_shows_error_and_reconnects(qtbot, make_window):
@@ -434,6 +443,10 @@ def test_controls_processing_size_model_and_help(qtbot, make_window):
     qtbot.waitUntil(lambda: "Model: classical" in win.banner.text() or win.banner.text() == "", timeout=5000)
     _wait_frames(qtbot, win, 2)
     assert win.model_combo.itemText(win.model_combo.count() - 1).startswith("Open checkpoint")
+    win.toggle_fullscreen()
+    assert win.isFullScreen() and not win.toolbar.isVisible()
+    win.toggle_fullscreen()
+    assert not win.isFullScreen() and win.toolbar.isVisible()
     win.view.setFocus()
     qtbot.keyClick(win.view, Qt.Key.Key_F1)
     assert win.help.isVisible()
