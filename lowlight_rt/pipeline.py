@@ -144,11 +144,15 @@ class Pipeline:
             self._sinks.insert(len(self._sinks) - 1, sink)
 
     def remove_sink(self, sink: Sink) -> None:
-        """Stop feeding ``sink`` and close (finalise) it (waits for a write in progress)."""
+        """Stop feeding ``sink`` and finalise it at the last frame it got (waits for a write in progress).
+
+        The sink is closed as ``partial``: a recording stopped mid-stream ends at its last frame, and
+        its copied audio ends there too instead of running on to the end of the input.
+        """
         with self._sinks_lock:
             if sink in self._sinks:
                 self._sinks.remove(sink)
-        sink.close()
+        sink.close(partial=True)
 
     # -- state ----------------------------------------------------------------------------------
     @property
