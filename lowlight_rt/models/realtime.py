@@ -20,10 +20,11 @@ Network (``w`` = ``width``, ``d`` = ``depth``), as follows::
     down1 conv2x2 s2 w -> 2w, d blocks  @ 1/4   -> skip1
     down2 conv2x2 s2 2w -> 4w, d blocks @ 1/8   + global context (FiLM from mean features, log mean(x))
     up1   1x1 4w -> 2w, up, + skip1, block    @ 1/4
-    up0   1x1 2w -> w, up, + skip0, block     @ 1/2
+    up0   1x1 2w -> w, up, + skip0, light block @ 1/2
     head  1x1 w -> 3 + gain_channels          @ 1/2
 
-Blocks are residual depthwise-separable pairs (dw3x3, 1x1, act, dw3x3, 1x1).
+Blocks are residual depthwise-separable pairs (dw3x3, 1x1, act, dw3x3, 1x1); the light block at 1/2
+keeps one (dw3x3, 1x1, act). Upsampling is nearest x2 (the levels are exact halves).
 
 :meth:`forward` runs the same path the runtime runs: it downsamples its input by ``train_scale``
 (area filter, like the sources' downsampling) and applies the operator to the full input, so
@@ -57,14 +58,19 @@ class Pointwise(nn.Conv2d):
 
 
 class SepBlock(nn.Module):
-    """``x + pw(dw(act(pw(dw(x)))))``: two depthwise-separable 3x3 convolutions with a residual."""
+    """``x + pw(dw(act(pw(dw(x)))))``: two depthwise-separable 3x3 convolutions with a residual.
 
-    def __init__(self, channels: int) -> None:
+    ``light=True`` keeps one pair, ``x + act(pw(dw(x)))`` (used at half resolution, where every
+    elementwise pass is 4x dearer than one level down).
+    """
+
+    def __init__(self, channels: int, light: bool = False) -> None:
         super().__init__()
         c = channels
-        self.body = nn.Sequential(
-            nn.Conv2d(c, c, 3, padding=1, groups=c), Pointwise(c, c), _act(),
-            nn.Conv2d(c, c, 3, padding=1, groups=c), Pointwise(c, c))
+        layers = [nn.Conv2d(c, c, 3, padding=1, groups=c), Pointwise(c, c), _act()]
+        if not light:
+            layers += [nn.Conv2d(c, c, 3, padding=1, groups=c), Pointwise(c, c)]
+        self.body = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -89,11 +95,11 @@ class GlobalContext(nn.Module):
 class Up(nn.Module):
     """``1x1 conv`` at the coarse level, nearest x2 to the skip's size, add the skip, act, block."""
 
-    def __init__(self, c_in: int, c_out: int) -> None:
+    def __init__(self, c_in: int, c_out: int, light: bool = False) -> None:
         super().__init__()
         self.proj = Pointwise(c_in, c_out)
         self.act = _act()
-        self.block = SepBlock(c_out)
+        self.block = SepBlock(c_out, light)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         # levels are exact halves (input padded to a multiple of 8): nearest x2, smoothed by the block
@@ -134,7 +140,7 @@ class RealtimeStudent(AffineOperatorModel):
         self.down2 = nn.Sequential(nn.Conv2d(2 * w, 4 * w, 2, stride=2), _act(), *[SepBlock(4 * w) for _ in range(depth)])
         self.context = GlobalContext(4 * w)
         self.up1 = Up(4 * w, 2 * w)
-        self.up0 = Up(2 * w, w)
+        self.up0 = Up(2 * w, w, light=True)
         self.head = Pointwise(w, 3 + self.gain_channels)
         with torch.no_grad():  # start from gain ~1 (keep detail), base ~0.5
             self.head.weight.mul_(0.1)
