@@ -1,10 +1,11 @@
 """CUDA path of the engine: FP16 + channels_last on a dedicated stream with pinned, double-buffered I/O.
 
-Per batch shape the backend keeps two *slots*, each with pinned host buffers (input, processing-size
-input, output) and device buffers. A batch is staged into its slot's pinned memory, uploaded with a
-``non_blocking`` copy on a copy stream, computed on the compute stream once the upload's event has
-fired, and downloaded ``non_blocking`` into the slot's pinned output. While batch N computes, batch
-N+1 is already uploading into the other slot (the worker submits N+1 before it collects N).
+Per batch shape the backend keeps two *slots*, each with preallocated pinned host input buffers
+(full and processing size) and device buffers. A batch is staged into its slot's pinned memory,
+uploaded with a ``non_blocking`` copy on a copy stream, computed on the compute stream once the
+upload's event has fired, and downloaded ``non_blocking`` into a pinned output buffer from PyTorch's
+caching host allocator, whose arrays are handed out without another copy. While batch N computes,
+batch N+1 is already uploading into the other slot (the worker submits N+1 before it collects N).
 
 The first batch of every model is also run in FP32; if the FP16 result differs too much, is NaN or
 is black where FP32 is not, the backend warns and runs FP32 from then on.
@@ -53,7 +54,6 @@ class _Slot:
 
     host_full: torch.Tensor            # (B, H, W, 3) uint8, pinned
     host_low: torch.Tensor | None      # (B, h, w, 3) uint8, pinned
-    host_out: torch.Tensor             # (B, H, W, 3) uint8, pinned
     dev_full: torch.Tensor
     dev_low: torch.Tensor | None
     uploaded: torch.cuda.Event = field(default_factory=torch.cuda.Event)
@@ -65,17 +65,21 @@ class _Slot:
 
 
 class _Fetch:
-    """Collects one slot's output once (the host copy is taken before the slot is reused)."""
+    """Waits for one batch and returns views of its pinned output buffer (no extra host copy).
 
-    def __init__(self, slot: _Slot, count: int) -> None:
-        self.slot, self.count = slot, count
+    The buffer comes from PyTorch's caching pinned-memory allocator; the arrays keep it alive and it
+    is recycled once they are dropped.
+    """
+
+    def __init__(self, slot: _Slot, host_out: torch.Tensor) -> None:
+        self.slot, self.host_out = slot, host_out
         self.value: list[np.ndarray] | None = None
 
     def __call__(self) -> list[np.ndarray]:
         if self.value is None:
             self.slot.done.synchronize()
-            host = self.slot.host_out.numpy()
-            self.value = [host[i].copy() for i in range(self.count)]
+            host = self.host_out.numpy()
+            self.value = [host[i] for i in range(host.shape[0])]
             self.slot.outstanding = None
         return self.value
 
@@ -139,7 +143,8 @@ class CudaBackend:
             out = torch.lerp(full, fn(full, low).to(dtype), s)
         if not as_uint8:
             return out
-        return out.mul_(255.0).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+        # scale in float32: FP16 has a 1/8 step near 255, which would misround some pixels
+        return out.float().mul_(255.0).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
 
     def _check_fp16(self, full_u8: torch.Tensor, low_u8: torch.Tensor | None) -> None:
         """Compare the first FP16 batch with FP32; switch to FP32 with a warning if it fails."""
@@ -175,7 +180,6 @@ class CudaBackend:
                 slots.append(_Slot(
                     host_full=torch.empty((b, h, w, 3), dtype=torch.uint8, pin_memory=True),
                     host_low=host_low,
-                    host_out=torch.empty((b, h, w, 3), dtype=torch.uint8, pin_memory=True),
                     dev_full=torch.empty((b, h, w, 3), dtype=torch.uint8, device=self.device),
                     dev_low=torch.empty((b, lh, lw, 3), dtype=torch.uint8, device=self.device) if lows is not None else None,
                 ))
@@ -231,9 +235,10 @@ class CudaBackend:
                 out = slot.graph_out
             else:
                 out = self._compute(self._fn, self.dtype, slot.dev_full, slot.dev_low)
-            slot.host_out.copy_(out, non_blocking=True)
+            host_out = torch.empty((len(images), *images[0].shape), dtype=torch.uint8, pin_memory=True)
+            host_out.copy_(out, non_blocking=True)
             slot.done.record(self.stream)
-        fetch = _Fetch(slot, len(images))
+        fetch = _Fetch(slot, host_out)
         slot.outstanding = fetch
         return fetch
 
