@@ -265,6 +265,12 @@ class Engine:
         with self._lock:
             return self._proc_size
 
+    @staticmethod
+    def _effective(model: EnhancementModel, requested: int | None) -> int | None:
+        if requested is None:
+            return model.default_proc_size
+        return None if requested == 0 else requested
+
     @property
     def proc_size(self) -> int | None:
         """Effective processing short side in pixels, ``None`` = full resolution.
@@ -273,10 +279,7 @@ class Engine:
         so sources can be opened with these two values.
         """
         with self._lock:
-            model, proc_size = self._model, self._proc_size
-        if proc_size is None:
-            return model.default_proc_size
-        return None if proc_size == 0 else proc_size
+            return self._effective(self._model, self._proc_size)
 
     @property
     def size_multiple(self) -> int:
@@ -358,10 +361,7 @@ class Engine:
         self.timings = {"frames": 0, "resize_ms": 0.0, "prepare_ms": 0.0, "model_ms": 0.0, "apply_ms": 0.0}
 
     # -- inference -------------------------------------------------------------------------------
-    def _get_backend(self):
-        with self._lock:
-            generation, device, model = self._generation, self._device, self._model
-            fp16 = self._fp16
+    def _get_backend(self, generation: int, device: torch.device, model: EnhancementModel, fp16: bool):
         if self._backend is None or self._backend_generation != generation:
             if self._backend is not None:
                 self._backend.close()
@@ -390,22 +390,23 @@ class Engine:
         for f in frames:
             if f.image.ndim != 3 or f.image.shape[2] != 3 or f.image.dtype != np.uint8:
                 raise ValueError(f"frame {f.index}: expected (H, W, 3) uint8 RGB, got {f.image.shape} {f.image.dtype}")
-        strength = self.strength
+        with self._lock:  # one consistent snapshot of the settings for the whole batch
+            strength, generation, device, model = self._strength, self._generation, self._device, self._model
+            fp16, proc_size = self._fp16, self._effective(self._model, self._proc_size)
         if not frames:
             return PendingResult.ready([])
         if strength == 0.0:
             return PendingResult.ready([f.image.copy() for f in frames])
-        backend = self._get_backend()
+        backend = self._get_backend(generation, device, model, fp16)
         # group consecutive frames of the same (full, processing) size into batches
         t0 = time.perf_counter()
         groups: list[tuple[list[int], list[np.ndarray], list[np.ndarray | None]]] = []
         last_key = None
-        proc_size = self.proc_size
         for i, f in enumerate(frames):
             if proc_size is None or proc_size >= min(f.width, f.height):
                 pw, ph = f.width, f.height  # full resolution: the model gets the frame itself
             else:
-                pw, ph = self.proc_shape(f.width, f.height)
+                pw, ph = processing_shape(f.width, f.height, proc_size, model.size_multiple)
             key = (f.width, f.height, pw, ph)
             img = f.image if f.image.flags.c_contiguous else np.ascontiguousarray(f.image)
             low = self._low(f, pw, ph)
