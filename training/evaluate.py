@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -129,7 +130,8 @@ def count_gflops(model: EnhancementModel, size: tuple[int, int]) -> float:
     counter = FlopCounterMode(display=False)
     with torch.inference_mode(), counter:
         model(x)
-    return counter.get_total_flops() / 1e9
+    flops = counter.get_total_flops()
+    return flops / 1e9 if flops else float("nan")   # nan: the model does no counted torch ops (e.g. OpenCV)
 
 
 def time_forward(model: EnhancementModel, size: tuple[int, int], device: str, repeats: int = 5) -> float:
@@ -196,8 +198,12 @@ def markdown_table(results: Iterable[ModelResult], *, flops_size: tuple[int, int
     for r in results:
         cuda = "-" if r.cuda_ms is None else f"{r.cuda_ms:.2f}"
         lines.append(f"| {r.label} | {r.role} | {r.arch} | {r.params / 1e6:.3f}M | {r.psnr:.2f} | {r.ssim:.4f} | "
-                     f"{r.psnr_gtmean:.2f} | {r.ssim_gtmean:.4f} | {r.gflops:.2f} | {r.cpu_ms:.1f} | {cuda} |")
+                     f"{r.psnr_gtmean:.2f} | {r.ssim_gtmean:.4f} | {_num(r.gflops, 3)} | {_num(r.cpu_ms, 1)} | {cuda} |")
     return "\n".join(lines) + "\n"
+
+
+def _num(value: float, digits: int) -> str:
+    return "n/a" if not math.isfinite(value) else f"{value:.{digits}f}"
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -222,6 +228,7 @@ def evaluate(models: Sequence[str], data: str | Path, out: str | Path, *, teache
     except OSError as e:
         raise OutputError(f"cannot create output folder {out} ({e.strerror})") from None
     pairs = paired_images(data, limit)
+    torch.set_flush_denormal(True)   # subnormal weights (official Zero-DCE) slow CPU convolutions ~30x
     cuda = torch.cuda.is_available() if cuda is None else cuda
     specs = [(s, "teacher") for s in teachers] + [(s, "model") for s in models]
     if not specs:

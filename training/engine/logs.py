@@ -89,8 +89,8 @@ class RunLogger:
             ax_p.plot(epochs, ys, label=key, marker=".")
         ax_p.set_ylabel("PSNR (dB)")
         ax_s = ax_p.twinx()
-        for key, ys in series("val_ssim").items():
-            ax_s.plot(epochs, ys, label=key, marker=".", linestyle="--", color="tab:red")
+        for i, (key, ys) in enumerate(series("val_ssim").items()):
+            ax_s.plot(epochs, ys, label=key, marker=".", linestyle="--", color=("tab:red", "tab:purple")[i % 2])
         ax_s.set_ylabel("SSIM")
         axes[1].set_title("validation")
         for key, ys in series("lr").items():
