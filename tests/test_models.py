@@ -265,7 +265,10 @@ def test_classical_denoises_flat_noise():
 def test_noise_estimate_tracks_sigma():
     g = torch.Generator().manual_seed(0)
     y = 0.5 + 0.02 * torch.randn(1, 1, 128, 128, generator=g)
-    assert abs(float(estimate_noise_sigma(y)[0]) - 0.02) < 0.004
+    assert abs(float(estimate_noise_sigma(y)[0, 0]) - 0.02) < 0.004
+    rgb = torch.cat([y, 0.5 + 0.05 * torch.randn(1, 1, 128, 128, generator=g), y], dim=1)
+    sig = estimate_noise_sigma(rgb)[0]
+    assert sig.shape == (3,) and abs(float(sig[1]) - 0.05) < 0.01
 
 
 def test_classical_is_weight_free():

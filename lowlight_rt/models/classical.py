@@ -58,14 +58,14 @@ def _box(x: torch.Tensor, radius: int) -> torch.Tensor:
 
 
 def estimate_noise_sigma(y: torch.Tensor) -> torch.Tensor:
-    """Immerkaer's noise standard deviation of ``y`` ``(B, 1, H, W)`` -> ``(B,)`` (same units as ``y``)."""
+    """Immerkaer's noise standard deviation per channel: ``(B, C, H, W)`` -> ``(B, C)`` (units of ``y``)."""
     h, w = y.shape[-2:]
     if h < 3 or w < 3:
-        return y.new_zeros(y.shape[0])
+        return y.new_zeros(y.shape[:2])
     # the kernel [[1,-2,1],[-2,4,-2],[1,-2,1]] is separable: second difference along H, then W
     d = y[..., :-2, :] - 2 * y[..., 1:-1, :] + y[..., 2:, :]
     d = d[..., :-2] - 2 * d[..., 1:-1] + d[..., 2:]
-    return d.abs().mean(dim=(1, 2, 3)) * (math.sqrt(math.pi / 2.0) / 6.0)
+    return d.abs().mean(dim=(2, 3)) * (math.sqrt(math.pi / 2.0) / 6.0)
 
 
 def _clahe(y: torch.Tensor, clip: float, grid: int) -> torch.Tensor:
@@ -105,7 +105,7 @@ class ClassicalEnhancer(AffineOperatorModel):
 
     def __init__(self, target_mean: float = 0.4, gamma_min: float = 0.25, gamma_max: float = 1.0,
                  clahe_clip: float = 2.0, clahe_grid: int = 8, clahe_amount: float = 0.5,
-                 max_gain: float = 12.0, denoise: float = 1.5, denoise_radius: int = 2,
+                 max_gain: float = 12.0, denoise: float = 2.0, denoise_radius: int = 2,
                  temporal_alpha: float = 0.2, scene_cut: float = 0.5) -> None:
         super().__init__(target_mean=target_mean, gamma_min=gamma_min, gamma_max=gamma_max,
                          clahe_clip=clahe_clip, clahe_grid=clahe_grid, clahe_amount=clahe_amount,
@@ -155,7 +155,7 @@ class ClassicalEnhancer(AffineOperatorModel):
         eps = 1.0 / 255.0
 
         log_mean = (ys + eps).log().mean(dim=(1, 2, 3))
-        sigma = estimate_noise_sigma(y)
+        sigma = estimate_noise_sigma(x).mean(1)  # mean of the channels' noise (includes chroma noise)
         log_mean, sigma = self._smooth(torch.stack([log_mean, sigma], dim=1)).unbind(1)
 
         # adaptive gamma: geometric mean -> target_mean
