@@ -120,6 +120,7 @@ class RealtimeStudent(AffineOperatorModel):
         default_proc_size: short side the runtime processes at by default.
     """
 
+    default_proc_size = 256  # class-level default; the ``default_proc_size`` option overrides per instance
     size_multiple = 8
     needs_weights = True
 
