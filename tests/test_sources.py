@@ -356,7 +356,9 @@ def test_camera_code_path_with_file_device(clip):
             frames.append(f)
             time.sleep(0.01)
     assert src.info.is_live and src.info.kind == "camera"
-    assert frames and frames[0].pts == 0  # rebased
+    # pts are rebased to start at 0 with the first captured frame; the reader may already have
+    # missed that one (latest frame wins), so only non-negative, increasing pts can be asserted.
+    assert frames and frames[0].pts >= 0
     assert all(b.pts > a.pts for a, b in zip(frames, frames[1:]))
     assert src.stats.captured == 30 and src.stats.dropped == 30 - len(frames)
 
