@@ -95,9 +95,10 @@ def _torch_reference(model: EnhancementModel, image: np.ndarray, low: np.ndarray
     return (y[0].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
 
 
-@pytest.mark.parametrize("proc_size", [16, 32])
-def test_operator_path_matches_model_enhance(proc_size):
-    model = _tiny_rt()
+@pytest.mark.parametrize("proc_size,gain_channels", [(16, 1), (32, 1), (24, 3)])
+def test_operator_path_matches_model_enhance(proc_size, gain_channels):
+    torch.manual_seed(0)
+    model = create_model("realtime", width=4, depth=1, gain_channels=gain_channels).eval()
     engine = _cpu(model, proc_size=proc_size)
     frame = _frames(1, 45, 71)[0]
     pw, ph = engine.proc_shape(frame.width, frame.height)
