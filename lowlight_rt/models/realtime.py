@@ -6,7 +6,7 @@ a grid at half the processing resolution (see :mod:`.affine`)::
 
     base, G   = net(low)                      # (B, 3, h/2, w/2) in (0, 1), (B, 1|3, h/2, w/2) >= 0
     offset    = base - G * avgpool2(low)
-    out       = up(offset) + up(G) * full     # == up(base) + up(G) * (full - up(avgpool2(low)))
+    out       = up(offset) + up(G) * full     # ~= up(base) + up(G) * (full - up(avgpool2(low)))
 
 ``base`` is the network's denoised, brightened picture; ``G`` is the gain given to the detail the
 network could not see (finer than its grid). Where ``G`` is small the full-resolution noise is
@@ -143,7 +143,7 @@ class RealtimeStudent(AffineOperatorModel):
         self.up1 = Up(4 * w, 2 * w)
         self.up0 = Up(2 * w, w, light=True)
         self.head = Pointwise(w, 3 + self.gain_channels)
-        with torch.no_grad():  # start from gain ~1 (keep detail), base ~0.5
+        with torch.no_grad():  # start from detail gain ~ratio (keep detail), base ~0.5
             self.head.weight.mul_(0.1)
             self.head.bias.zero_()
             self.head.bias[3:].fill_(0.5413)  # softplus(0.5413) = 1
@@ -151,15 +151,18 @@ class RealtimeStudent(AffineOperatorModel):
     def predict_operator(self, low: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``low (B, 3, h, w)`` in [0, 1] -> ``offset (B, 3, ceil(h/2), ceil(w/2))``, ``gain (B, 1|3, ...)``.
 
-        The network sees the input normalised by its mean brightness; the brightness itself enters
-        through the global context, so the features do not depend on the exposure.
+        The network sees the input normalised by its mean brightness (``ratio = 0.25 / mean``); the
+        brightness itself enters through the global context, so the features do not depend on the
+        exposure. The detail gain is predicted relative to ``ratio`` (initially equal to it), so
+        detail starts out brightened like the picture and the network learns where to suppress it.
         """
         h, w = low.shape[-2:]
         m = self.size_multiple
         ph, pw = (-h) % m, (-w) % m
         x = F.pad(low, (0, pw, 0, ph), mode="replicate") if (ph or pw) else low
         level = x.mean(dim=(1, 2, 3), keepdim=True) + 1e-2
-        s0 = self.stem(x * (0.25 / level))
+        ratio = 0.25 / level  # normalising gain, at most 25
+        s0 = self.stem(x * ratio)
         s1 = self.down1(s0)
         f = self.context(self.down2(s1), level.log().flatten(1))
         f = self.up0(self.up1(f, s1), s0)
@@ -169,7 +172,7 @@ class RealtimeStudent(AffineOperatorModel):
         # 2x2 mean (bilinear at exactly 1/2 with half-pixel centres; faster than avg_pool2d on CPU)
         x_half = F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False)[..., :gh, :gw].contiguous()
         base = torch.sigmoid(out[:, :3])
-        gain = F.softplus(out[:, 3:])
+        gain = F.softplus(out[:, 3:]) * ratio  # detail gain relative to the normalising gain
         return torch.addcmul(base, gain, x_half, value=-1.0), gain
 
     def forward(self, x: torch.Tensor, scale: float | None = None) -> torch.Tensor:
