@@ -53,8 +53,7 @@ def list_available_models() -> list[str]:
 
 
 def _looks_like_path(spec: str) -> bool:
-    return (spec.endswith(CHECKPOINT_SUFFIXES) or os.sep in spec or (os.altsep or os.sep) in spec
-            or Path(spec).is_file())
+    return spec.endswith(CHECKPOINT_SUFFIXES) or os.sep in spec or (os.altsep or os.sep) in spec
 
 
 def load_model(spec: str | os.PathLike | None = None) -> tuple[EnhancementModel, dict[str, Any]]:
@@ -66,12 +65,13 @@ def load_model(spec: str | os.PathLike | None = None) -> tuple[EnhancementModel,
     spec = default_model_name() if spec is None else os.fspath(spec)
     if not spec.strip():
         raise ModelError("empty model name")
-    if _looks_like_path(spec):
+    shipped = shipped_models()
+    is_name = spec in shipped or spec in list_models()
+    if _looks_like_path(spec) or (not is_name and Path(spec).expanduser().is_file()):
         path = Path(spec).expanduser()
         if not path.exists():
             raise ModelError(f"model checkpoint not found: {path}")
         return _from_checkpoint(path, name=path.stem)
-    shipped = shipped_models()
     if spec in shipped:
         return _from_checkpoint(shipped[spec], name=spec)
     if spec in list_models():
