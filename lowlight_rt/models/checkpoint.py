@@ -36,7 +36,7 @@ def git_revision(cwd: str | os.PathLike | None = None) -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def _flush_denormals(t: torch.Tensor) -> torch.Tensor:
+def flush_denormals(t: torch.Tensor) -> torch.Tensor:
     """Zero out subnormal floats: they make CPU inference many times slower."""
     if not t.is_floating_point():
         return t
@@ -75,7 +75,7 @@ def save_checkpoint(path: str | os.PathLike, model: EnhancementModel, metadata: 
         "format_version": FORMAT_VERSION,
         "arch": model.arch_name,
         "config": _plain(model.config, "config"),
-        "state_dict": {k: _flush_denormals(v.detach().cpu().float() if v.is_floating_point() else v.detach().cpu())
+        "state_dict": {k: flush_denormals(v.detach().cpu().float() if v.is_floating_point() else v.detach().cpu())
                        for k, v in model.state_dict().items()},
         "metadata": _plain(meta, "metadata"),
     }
@@ -114,7 +114,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[EnhancementModel, dict[str
     payload = read_checkpoint(path)
     model = create_model(payload["arch"], **payload["config"])
     try:
-        model.load_state_dict(payload["state_dict"], strict=True)
+        model.load_state_dict({k: flush_denormals(v) for k, v in payload["state_dict"].items()}, strict=True)
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0]
         raise ModelError(f"{path}: weights do not match architecture {payload['arch']!r} ({first})") from e

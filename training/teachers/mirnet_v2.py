@@ -19,6 +19,7 @@ from torch.utils.checkpoint import checkpoint
 from lowlight_rt.errors import ModelError
 from lowlight_rt.models import EnhancementModel, register_model
 from lowlight_rt.models.arch_layers import crop_to, pad_to_multiple, st_clamp01
+from lowlight_rt.models.checkpoint import flush_denormals
 from lowlight_rt.models.mrb import RRG, check_group_widths
 
 #: grouped-convolution count of each recursive residual group (the official layout; extra groups use 4)
@@ -96,7 +97,7 @@ def load_official_mirnet_v2(path: str | os.PathLike, **cfg: Any) -> MIRNetV2:
         raise ModelError(f"{path}: {e}") from None
     model = MIRNetV2(**cfg)
     try:
-        model.load_state_dict(sd, strict=True)
+        model.load_state_dict({k: flush_denormals(v) for k, v in sd.items()}, strict=True)
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0]
         raise ModelError(f"{path}: weights do not match MIRNet-v2 {cfg or 'enhancement config'} ({first})") from e
