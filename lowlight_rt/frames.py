@@ -58,13 +58,14 @@ def processing_shape(width: int, height: int, proc_size: int | None, multiple: i
 
     ``proc_size`` is the target length of the SHORT side in pixels. The aspect ratio is kept and both
     sides are rounded to a multiple of ``multiple``. Never upsamples: if ``proc_size`` is ``None`` or
-    not below the input's short side, the input size (rounded down to ``multiple``, at least
-    ``multiple``) is returned.
+    not below the input's short side, the input size itself is returned.
     """
     if width <= 0 or height <= 0:
         raise ValueError(f"invalid frame size {width}x{height}")
     short = min(width, height)
-    scale = 1.0 if proc_size is None or proc_size >= short else proc_size / short
+    if proc_size is None or proc_size >= short:
+        return width, height  # no downsampling: the network sees the frame itself (models pad internally)
+    scale = proc_size / short
     w = max(multiple, int(round(width * scale / multiple)) * multiple)
     h = max(multiple, int(round(height * scale / multiple)) * multiple)
     return w, h
