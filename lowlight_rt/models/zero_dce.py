@@ -22,7 +22,7 @@ from torch import nn
 
 from ..errors import ModelError
 from .base import EnhancementModel, resize
-from .checkpoint import flush_denormals
+from .checkpoint import read_foreign_state_dict
 from .registry import register_model
 
 
@@ -90,18 +90,7 @@ class ZeroDCE(EnhancementModel):
 def load_official_zero_dce(path: str | os.PathLike) -> ZeroDCE:
     """Load the official Zero-DCE checkpoint (e.g. ``Epoch99.pth``: a plain state dict, possibly with
     a DataParallel ``module.`` prefix) into :class:`ZeroDCE` unchanged. Returns the model in eval mode."""
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ModelError(f"Zero-DCE checkpoint not found: {path}") from None
-    except Exception as e:  # noqa: BLE001 - any unreadable file is a user error here
-        raise ModelError(f"{path} is not a readable Zero-DCE checkpoint ({type(e).__name__})") from e
-    if isinstance(raw, dict) and isinstance(raw.get("state_dict"), dict):
-        raw = raw["state_dict"]
-    if not isinstance(raw, dict) or not all(isinstance(v, torch.Tensor) for v in raw.values()):
-        raise ModelError(f"{path} is not a Zero-DCE state dict")
-    # The official file holds ~19k subnormal floats: flushed, or CPU inference runs ~30x slower.
-    sd = {k[len("module."):] if k.startswith("module.") else k: flush_denormals(v) for k, v in raw.items()}
+    sd = read_foreign_state_dict(path, "Zero-DCE")
     if "e_conv1.weight" not in sd or "e_conv7.weight" not in sd:
         raise ModelError(f"{path} is not a Zero-DCE state dict (no e_conv1 / e_conv7 weights)")
     model = ZeroDCE(channels=int(sd["e_conv1.weight"].shape[0]),

@@ -19,7 +19,7 @@ from torch.utils.checkpoint import checkpoint
 from lowlight_rt.errors import ModelError
 from lowlight_rt.models import EnhancementModel, register_model
 from lowlight_rt.models.arch_layers import crop_to, pad_to_multiple, st_clamp01
-from lowlight_rt.models.checkpoint import flush_denormals
+from lowlight_rt.models.checkpoint import read_foreign_state_dict
 from lowlight_rt.models.mrb import RRG, check_group_widths
 
 #: grouped-convolution count of each recursive residual group (the official layout; extra groups use 4)
@@ -69,35 +69,13 @@ class MIRNetV2(EnhancementModel):
         return self.forward_features(x)[0]
 
 
-def official_state_dict(raw: Any) -> dict[str, torch.Tensor]:
-    """Unwrap an official / BasicSR checkpoint: ``{"params"|"params_ema"|"state_dict": sd}`` or a bare
-    state dict; strips a DataParallel ``module.`` prefix."""
-    if isinstance(raw, dict):
-        for key in ("params", "params_ema", "state_dict"):
-            if isinstance(raw.get(key), dict):
-                raw = raw[key]
-                break
-    if not isinstance(raw, dict) or not raw or not all(isinstance(v, torch.Tensor) for v in raw.values()):
-        raise ModelError("not a state dict of tensors")
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in raw.items()}
-
-
 def load_official_mirnet_v2(path: str | os.PathLike, **cfg: Any) -> MIRNetV2:
     """Build :class:`MIRNetV2` (``cfg`` overrides the published enhancement config) and load an
     official checkpoint into it unchanged. Returns the model in eval mode; ``ModelError`` on failure."""
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ModelError(f"MIRNet-v2 checkpoint not found: {path}") from None
-    except Exception as e:  # noqa: BLE001 - any unreadable file is a user error here
-        raise ModelError(f"{path} is not a readable MIRNet-v2 checkpoint ({type(e).__name__})") from e
-    try:
-        sd = official_state_dict(raw)
-    except ModelError as e:
-        raise ModelError(f"{path}: {e}") from None
+    sd = read_foreign_state_dict(path, "MIRNet-v2")
     model = MIRNetV2(**cfg)
     try:
-        model.load_state_dict({k: flush_denormals(v) for k, v in sd.items()}, strict=True)
+        model.load_state_dict(sd, strict=True)
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0]
         raise ModelError(f"{path}: weights do not match MIRNet-v2 {cfg or 'enhancement config'} ({first})") from e
