@@ -333,3 +333,94 @@ def test_display_rotation_and_aspect_kept(tmp_path):
         sink.close()
     with av.open(str(explicit)) as c:
         assert next(c.decode(video=0)).rotation == 0
+
+
+# -- recordings started mid-input (viewer's record button) ----------------------------------------
+AUDIO_FRAME_S = 1024 / media.AUDIO_RATE  # one AAC frame
+
+
+def _audio_timeline(path: Path, stream: int = 0) -> list[tuple[float, float, bytes]]:
+    """``(start s, end s, payload)`` of every audio packet of one audio stream."""
+    with av.open(str(path)) as c:
+        a = c.streams.audio[stream]
+        return [(float(p.pts * a.time_base), float((p.pts + p.duration) * a.time_base), bytes(p))
+                for p in c.demux(a) if p.size]
+
+
+def _record_range(inp: Path, out: Path, first: int, last: int, *, partial: bool, **kw):
+    """Write input frames ``first..last`` (inclusive); returns (written frames, sink)."""
+    frames = []
+    with open_source(inp) as src:
+        sink = _sink_for(src, out, **kw)
+        for f in src:
+            if f.index >= first:
+                sink.write(f, f.image)
+                frames.append(f)
+            if f.index == last:
+                break
+        sink.close(partial=partial)
+    return frames, sink
+
+
+def _check_audio_follows_video(inp: Path, out: Path, start: Fraction) -> list[tuple[float, float, bytes]]:
+    """Audio of ``out`` starts within one audio frame of 0 and every packet sits at its source time
+    minus ``start`` (the A/V offset of the source at ``start``); returns the output's audio timeline."""
+    src, got = _audio_timeline(inp), _audio_timeline(out)
+    assert got and 0 <= got[0][0] < AUDIO_FRAME_S
+    # byte-identical packets (MPEG-TS AAC carries 7 ADTS header bytes the MP4 muxer strips)
+    k = next(i for i, p in enumerate(src) if p[2].endswith(got[0][2]))
+    assert src[k][0] >= float(start) > src[k][0] - AUDIO_FRAME_S  # the first packet at/after the start
+    for (t_out, _, data), (t_in, _, data_in) in zip(got, src[k:]):
+        assert data_in.endswith(data)
+        assert abs(t_out - (t_in - float(start))) < 1e-3  # same A/V offset as the source (1 tick of 1/15360 s)
+    return got
+
+
+@pytest.mark.parametrize("name", ["clip", "ts_clip", "vfr_clip"])
+def test_rebased_recording_from_mid_input_starts_at_zero_in_sync(name, request, tmp_path):
+    inp = request.getfixturevalue(name)
+    out = tmp_path / "mid.mp4"
+    frames, sink = _record_range(inp, out, 15, 29, partial=False, rebase=True)
+    start = _times(frames)[0]
+    assert sink.start_time == start and start > 0 and sink.frames_skipped == 0
+    times_out, _ = media.read_video_pts(out)
+    assert times_out[0] == 0
+    assert times_out == [t - start for t in _times(frames)]  # one offset for all: VFR steps kept exactly
+    assert media.count_decodable_frames(out) == 15
+    audio = _check_audio_follows_video(inp, out, start)
+    video_end = float(times_out[-1]) + float(times_out[-1] - times_out[-2])
+    assert abs(audio[-1][1] - video_end) < 0.05
+    assert abs((audio[-1][1] - audio[0][0]) - video_end) < 0.05  # audio duration ~ video duration
+
+
+def test_recording_stopped_mid_input_ends_audio_at_its_last_frame(clip, tmp_path):
+    out = tmp_path / "mid_stop.mp4"
+    frames, sink = _record_range(clip, out, 15, 20, partial=True, rebase=True)
+    times_out, _ = media.read_video_pts(out)
+    assert len(times_out) == 6 and times_out[0] == 0
+    audio = _check_audio_follows_video(clip, out, _times(frames)[0])
+    video_end = float(times_out[-1]) + 1 / 30                # frame 20 ends here (0.2 s)
+    assert video_end - AUDIO_FRAME_S < audio[-1][1] <= video_end + AUDIO_FRAME_S
+
+
+def test_explicit_start_time_skips_earlier_frames(vfr_clip, tmp_path):
+    out = tmp_path / "start_time.mp4"
+    with open_source(vfr_clip) as src:
+        frames_in = list(src)
+    start = _times(frames_in)[10]
+    frames, sink = _record_range(vfr_clip, out, 0, 29, partial=False, start_time=float(start))
+    assert sink.frames_skipped == 10 and sink.frames_written == len(frames_in) - 10
+    times_out, _ = media.read_video_pts(out)
+    assert times_out == [t - start for t in _times(frames_in)[10:]]
+    _check_audio_follows_video(vfr_clip, out, start)
+    with pytest.raises(ValueError):
+        VideoFileSink(tmp_path / "neg.mp4", 64, 48, start_time=-1.0, **_kw())
+
+
+def test_rebase_without_pts_or_audio(tmp_path):
+    out = tmp_path / "rebase_nopts.mp4"
+    sink = VideoFileSink(out, 64, 48, time_base=None, fps=25, audio_from=None, rebase=True)
+    for i in range(40, 45):
+        sink.write(Frame(image=np.zeros((48, 64, 3), np.uint8), index=i), np.zeros((48, 64, 3), np.uint8))
+    sink.close()
+    assert media.read_video_pts(out)[0] == [Fraction(i, 25) for i in range(5)]

@@ -1,4 +1,4 @@
-"""H.264 MP4 sink: input pts kept (VFR survives), audio copied packet for packet, always finalised."""
+"""H.264 MP4 sink: input pts kept or rebased (VFR survives), audio copied packet for packet, always finalised."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ _TECHNICAL_METADATA = frozenset({"major_brand", "minor_version", "compatible_bra
 _BT709 = 1
 _RANGE_TV = 1
 _AUDIO_LEAD_S = 0.0
+# How far before the recording's start the audio input is seeked (packets before the start are then
+# dropped one by one): covers demuxers that land a little late on a seek.
+_AUDIO_SEEK_MARGIN_S = 0.25
 
 
 def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
@@ -59,6 +62,15 @@ class VideoFileSink:
     * Time: the video stream uses ``time_base`` (the input's) and each frame's own ``pts``, so a
       variable frame rate survives; frames without pts get ``index / fps``. Non-increasing pts
       are bumped by one tick (counted in ``pts_fixed``).
+    * Recording from the middle of an input (the viewer's record button): ``start_time``
+      (seconds on the input's timeline) or ``rebase=True`` (start = the first written frame's
+      time) shifts every video and audio timestamp back by the start, so the recording starts at
+      0 with A/V in sync and VFR kept. Frames before ``start_time`` are skipped (counted in
+      ``frames_skipped``). The audio input is seeked to just before the start; an audio packet
+      that begins before the start (it would get a negative timestamp) is dropped, not trimmed,
+      so the audio starts at the first packet at or after the start: at most one audio frame
+      (AAC: 1024 samples, ~21 ms at 48 kHz) of silence, which the MP4 edit list keeps in sync.
+      Without either option (the default, and the CLI) the input's pts are kept exactly.
     * Audio: every audio stream of ``audio_from`` is copied packet for packet (demux only, no
       decode), interleaved by time as video is written; ``close()`` copies the rest, or, when
       ``partial=True``, only the audio up to the end of the last written frame.
@@ -85,9 +97,12 @@ class VideoFileSink:
                  fps: float | None, audio_from: str | os.PathLike | None = None, crf: int = 18,
                  preset: str = "veryfast", side_by_side: bool = False,
                  metadata: dict[str, str] | None = None, threads: int = 0,
-                 odd_size: str = "pad", rotation: int | None = None) -> None:
+                 odd_size: str = "pad", rotation: int | None = None,
+                 start_time: float | None = None, rebase: bool = False) -> None:
         if odd_size not in ("pad", "crop"):
             raise ValueError("odd_size must be 'pad' or 'crop'")
+        if start_time is not None and not start_time >= 0:
+            raise ValueError("start_time must be >= 0 seconds")
         self.path = os.fspath(path)
         self.width, self.height = int(width), int(height)
         self.side_by_side = side_by_side
@@ -97,7 +112,14 @@ class VideoFileSink:
         self.frames_written = 0
         self.audio_packets = 0
         self.pts_fixed = 0
+        self.frames_skipped = 0
         self.closed = False
+        # start of the recording on the input's timeline (seconds, exact); None: not known yet
+        # (rebase: the first frame decides) or not rebasing
+        self._rebase = rebase or start_time is not None
+        self.start_time: Fraction | None = Fraction(start_time) if start_time is not None else None
+        self._video_offset = int(round(self.start_time / self.time_base)) if start_time is not None else 0
+        self._audio_offsets: dict[int, int] = {}
         self._lock = threading.Lock()
         self._last_pts: int | None = None
         self._last_end_s = 0.0
@@ -174,11 +196,13 @@ class VideoFileSink:
                     if k not in ("handler_name", "vendor_id"):
                         o.metadata[k] = v
                 self._audio_map[a.index] = o
-            if self._audio_map:
-                self._audio_iter = self._in.demux(*self._in.streams.audio)
-                self._advance_audio()
-            else:
+            if not self._audio_map:
                 self._close_input()
+            elif not self._rebase:
+                self._start_audio(None)
+            elif self.start_time is not None:
+                self._start_audio(self.start_time)
+            # else: rebase=True, the first written frame gives the start (and starts the audio)
         meta.update({k: v for k, v in (metadata or {}).items() if k not in _TECHNICAL_METADATA})
         self._out.metadata.update(meta)
         self.rotation = int(rotation or 0)
@@ -199,12 +223,15 @@ class VideoFileSink:
                 picture = np.concatenate([frame.image, enhanced], axis=1)
             picture = self._fit(picture)
             pts = self._pts_for(frame)
+            if pts is None:
+                self.frames_skipped += 1
+                return
             vf = av.VideoFrame.from_ndarray(picture, format="rgb24")
             vf = vf.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG",
                              threads=1)
             vf.pts = pts
             vf.time_base = self.time_base
-            t = float(pts * self.time_base)
+            t = float((pts + self._video_offset) * self.time_base)  # on the input's timeline
             step = 1.0 / self.fps if self.fps else 0.0
             self._last_end_s = max(self._last_end_s, t + step)
             self._copy_audio_until(t + _AUDIO_LEAD_S)
@@ -219,7 +246,8 @@ class VideoFileSink:
             return np.pad(picture, ((0, self.out_height - h), (0, self.out_width - w), (0, 0)), mode="edge")
         return np.ascontiguousarray(picture[: self.out_height, : self.out_width])
 
-    def _pts_for(self, frame: Frame) -> int:
+    def _pts_for(self, frame: Frame) -> int | None:
+        """Output pts of ``frame`` (input pts minus the start offset); ``None``: before the start."""
         if frame.pts is not None:
             if frame.time_base is not None and Fraction(frame.time_base) != self.time_base:
                 pts = int(round(Fraction(frame.pts) * Fraction(frame.time_base) / self.time_base))
@@ -228,6 +256,14 @@ class VideoFileSink:
         else:
             fps = self.fps or 30.0
             pts = int(round(Fraction(frame.index) / Fraction(fps).limit_denominator(1001) / self.time_base))
+        if self._rebase:
+            if self.start_time is None:  # rebase: the first frame written is t = 0
+                self.start_time = pts * self.time_base
+                self._video_offset = pts
+                self._start_audio(self.start_time)
+            pts -= self._video_offset
+            if pts < 0:
+                return None
         if self._last_pts is not None and pts <= self._last_pts:
             pts = self._last_pts + 1
             self.pts_fixed += 1
@@ -241,6 +277,22 @@ class VideoFileSink:
             raise OutputError(f"cannot write {self.path}: {_reason(exc)}") from None
 
     # -- audio copy ------------------------------------------------------------------------
+    def _start_audio(self, start: Fraction | None) -> None:
+        """Begin demuxing the audio input: from its start, or seeked to just before ``start``."""
+        if self._in is None:
+            return
+        streams = list(self._in.streams.audio)
+        if start is not None:
+            self._audio_offsets = {a.index: int(round(start / a.time_base)) for a in streams}
+            first = streams[0]
+            target = max(Fraction(0), start - Fraction(_AUDIO_SEEK_MARGIN_S))
+            try:
+                self._in.seek(int(target / first.time_base), stream=first, backward=True, any_frame=False)
+            except (av.error.FFmpegError, OSError, ValueError):
+                pass  # not seekable: demux from the beginning, packets before the start are dropped
+        self._audio_iter = self._in.demux(*streams)
+        self._advance_audio()
+
     def _advance_audio(self) -> None:
         self._audio_next = None
         if self._audio_iter is None:
@@ -257,12 +309,21 @@ class VideoFileSink:
                 return
             if pkt.dts is None or pkt.size == 0:
                 continue
+            if self._audio_offsets:
+                # rebased recording: shift to the recording's timeline; drop what starts before it
+                off = self._audio_offsets[pkt.stream.index]
+                if pkt.dts < off or (pkt.pts is not None and pkt.pts < off):
+                    continue
+                pkt.dts -= off
+                if pkt.pts is not None:
+                    pkt.pts -= off
             self._audio_next = pkt
             return
 
     def _packet_time(self, pkt: av.Packet) -> float:
+        """Start of ``pkt`` on the input's timeline (seconds)."""
         ts = pkt.pts if pkt.pts is not None else pkt.dts
-        return float(ts * pkt.time_base)
+        return float((ts + self._audio_offsets.get(pkt.stream.index, 0)) * pkt.time_base)
 
     def _copy_audio_until(self, t: float | None) -> None:
         while self._audio_next is not None and (t is None or self._packet_time(self._audio_next) <= t):
