@@ -303,6 +303,97 @@ def test_snapshot_and_record_write_valid_files(qtbot, make_window, clip, tmp_pat
             assert frames[-1][:, W:].mean() > frames[-1][:, :W].mean() + 30
 
 
+AUDIO_FRAME_S = 1024 / 48000  # one AAC frame of the generated clips
+
+
+def _audio_timeline(path) -> list[tuple[float, float, bytes]]:
+    """``(start s, end s, payload)`` of every packet of the first audio stream."""
+    import av
+
+    with av.open(str(path)) as c:
+        a = c.streams.audio[0]
+        return [(float(p.pts * a.time_base), float((p.pts + p.duration) * a.time_base), bytes(p))
+                for p in c.demux(a) if p.size]
+
+
+def _video_times(path) -> list[float]:
+    import av
+
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        return [float(f.pts * v.time_base) for f in c.decode(v)]
+
+
+def _check_recording_timeline(out, source, start: float, *, stopped: bool) -> tuple[list, list]:
+    """Video from pts 0; audio within one audio frame of 0, each packet at its source time minus
+    ``start`` (the source's A/V offset kept); a recording stopped mid-file ends its audio with its video."""
+    video, audio, src = _video_times(out), _audio_timeline(out), _audio_timeline(source)
+    assert video[0] == 0.0 and all(b > a for a, b in zip(video, video[1:]))
+    assert audio and 0 <= audio[0][0] < AUDIO_FRAME_S
+    k = next(i for i, p in enumerate(src) if p[2] == audio[0][2])
+    assert src[k][0] >= start - 1e-6 > src[k][0] - AUDIO_FRAME_S
+    for (t_out, _, data), (t_in, _, data_in) in zip(audio, src[k:]):
+        assert data == data_in and abs(t_out - (t_in - start)) < 1e-3
+    if stopped:
+        video_end = video[-1] + 1 / 30
+        assert video_end - AUDIO_FRAME_S < audio[-1][1] <= video_end + AUDIO_FRAME_S
+    return video, audio
+
+
+def test_recording_started_mid_file_starts_at_zero_in_sync(qtbot, make_window, clip):
+    win = make_window(str(clip))
+    _wait_frames(qtbot, win, 2)
+    pos = lambda: win.session.position(win._current.frame) or 0.0  # noqa: E731
+    qtbot.waitUntil(lambda: 0.4 <= pos() < 1.0, timeout=10000)   # mid-file, well before its end
+    rec = win.toggle_recording()
+    sink = win.session._record_sink
+    _wait_frames(qtbot, win, 10)
+    assert win.toggle_recording() == rec                  # stopped via Pipeline.remove_sink
+    start = sink.start_time
+    assert start is not None and 0.3 <= start < 1.5
+    video, _ = _check_recording_timeline(rec, clip, start, stopped=True)
+    assert len(video) >= 8
+
+
+def test_recording_in_a_later_loop_uses_the_files_timeline(clip, tmp_path):
+    from lowlight_rt.sources import open_source
+    from ui.recording import ViewerRecording
+
+    out = tmp_path / "loop2.mp4"
+    with open_source(clip, loop=True) as src:                # 60 frames (2 s), then again
+        rec = ViewerRecording(out, src.info, live=False)
+        first_pts = None
+        for f in src:
+            if f.index >= 60 + 20:
+                first_pts = f.pts if first_pts is None else first_pts
+                rec.write(f, f.image)
+            if f.index == 60 + 29:
+                break
+        rec.close()
+    assert first_pts * src.info.time_base >= 2                 # the source's own pts run on across loops
+    assert rec.start_time == pytest.approx(20 / 30, abs=1e-6)  # the file's time of the first frame
+    video, _ = _check_recording_timeline(out, clip, rec.start_time, stopped=True)
+    assert video == pytest.approx([i / 30 for i in range(10)], abs=1e-4)
+
+
+def test_live_recording_is_rebased_to_zero(tmp_path):
+    from lowlight_rt.sources.fake import FakeLiveSource
+    from ui.recording import ViewerRecording
+
+    out = tmp_path / "live.mp4"
+    with FakeLiveSource(W, H, 30.0) as src:
+        rec = ViewerRecording(out, src.info, live=True)
+        src.start()
+        frames = [src.read(timeout=5) for _ in range(8)]
+    for f in frames[3:]:
+        rec.write(f, f.image)
+    rec.close()
+    t = [float(f.pts * f.time_base) for f in frames[3:]]
+    assert t[0] > 0 and rec.start_time == pytest.approx(t[0])
+    video = _video_times(out)
+    assert video == pytest.approx([x - t[0] for x in t], abs=1e-5)  # from 0, the clock's spacing kept
+
+
 def test_file_pause_and_seek(qtbot, make_window, clip):
     win = make_window(str(clip))
     _wait_frames(qtbot, win, 3)
