@@ -352,7 +352,10 @@ class ViewerSession(QObject):
         self.model_name = _model_label(spec, info)
         self.set_proc_size(self.options.proc_size)
         self.message.emit(f"Model: {self.model_name}", "info")
-        QTimer.singleShot(2000, lambda: self.message.emit("", "clear-info"))
+        QTimer.singleShot(2000, self._clear_info)  # a bound method: the timer dies with the session
+
+    def _clear_info(self) -> None:
+        self.message.emit("", "clear-info")
 
     def set_device(self, device: str) -> None:
         if self.engine is None:
