@@ -395,7 +395,7 @@ def test_rebased_recording_from_mid_input_starts_at_zero_in_sync(name, request, 
 
 def test_recording_stopped_mid_input_ends_audio_at_its_last_frame(clip, tmp_path):
     out = tmp_path / "mid_stop.mp4"
-    frames, sink = _record_range(clip, out, 15, 20, partial=True, rebase=True)
+    frames, _ = _record_range(clip, out, 15, 20, partial=True, rebase=True)
     times_out, _ = media.read_video_pts(out)
     assert len(times_out) == 6 and times_out[0] == 0
     audio = _check_audio_follows_video(clip, out, _times(frames)[0])
@@ -408,7 +408,7 @@ def test_explicit_start_time_skips_earlier_frames(vfr_clip, tmp_path):
     with open_source(vfr_clip) as src:
         frames_in = list(src)
     start = _times(frames_in)[10]
-    frames, sink = _record_range(vfr_clip, out, 0, 29, partial=False, start_time=float(start))
+    _, sink = _record_range(vfr_clip, out, 0, 29, partial=False, start_time=float(start))
     assert sink.frames_skipped == 10 and sink.frames_written == len(frames_in) - 10
     times_out, _ = media.read_video_pts(out)
     assert times_out == [t - start for t in _times(frames_in)[10:]]

@@ -7,6 +7,7 @@ import os
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import itertools
 import sys
 import threading
 import time
@@ -328,7 +329,7 @@ def _check_recording_timeline(out, source, start: float, *, stopped: bool) -> tu
     """Video from pts 0; audio within one audio frame of 0, each packet at its source time minus
     ``start`` (the source's A/V offset kept); a recording stopped mid-file ends its audio with its video."""
     video, audio, src = _video_times(out), _audio_timeline(out), _audio_timeline(source)
-    assert video[0] == 0.0 and all(b > a for a, b in zip(video, video[1:]))
+    assert video[0] == 0.0 and all(b > a for a, b in itertools.pairwise(video))
     assert audio and 0 <= audio[0][0] < AUDIO_FRAME_S
     k = next(i for i, p in enumerate(src) if p[2] == audio[0][2])
     assert src[k][0] >= start - 1e-6 > src[k][0] - AUDIO_FRAME_S
@@ -343,7 +344,7 @@ def _check_recording_timeline(out, source, start: float, *, stopped: bool) -> tu
 def test_recording_started_mid_file_starts_at_zero_in_sync(qtbot, make_window, clip):
     win = make_window(str(clip))
     _wait_frames(qtbot, win, 2)
-    pos = lambda: win.session.position(win._current.frame) or 0.0  # noqa: E731
+    pos = lambda: win.session.position(win._current.frame) or 0.0
     qtbot.waitUntil(lambda: 0.4 <= pos() < 1.0, timeout=10000)   # mid-file, well before its end
     rec = win.toggle_recording()
     sink = win.session._record_sink

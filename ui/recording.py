@@ -74,7 +74,7 @@ class ViewerRecording:
         if (self._video_start is None or pos is None or frame.pts is None or tb is None
                 or frame.time_base is None or Fraction(frame.time_base) != tb):
             return 0
-        return int(frame.pts) - (self._video_start + int(round(Fraction(pos) / tb)))
+        return int(frame.pts) - (self._video_start + round(Fraction(pos) / tb))
 
     def close(self, partial: bool = False) -> None:
         """Finalise the MP4 (idempotent); audio stops with the last recorded frame."""

@@ -118,7 +118,7 @@ class VideoFileSink:
         # (rebase: the first frame decides) or not rebasing
         self._rebase = rebase or start_time is not None
         self.start_time: Fraction | None = Fraction(start_time) if start_time is not None else None
-        self._video_offset = int(round(self.start_time / self.time_base)) if start_time is not None else 0
+        self._video_offset = round(self.start_time / self.time_base) if start_time is not None else 0
         self._audio_offsets: dict[int, int] = {}
         self._lock = threading.Lock()
         self._last_pts: int | None = None
@@ -283,7 +283,7 @@ class VideoFileSink:
             return
         streams = list(self._in.streams.audio)
         if start is not None:
-            self._audio_offsets = {a.index: int(round(start / a.time_base)) for a in streams}
+            self._audio_offsets = {a.index: round(start / a.time_base) for a in streams}
             first = streams[0]
             target = max(Fraction(0), start - Fraction(_AUDIO_SEEK_MARGIN_S))
             try:
