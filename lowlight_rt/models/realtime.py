@@ -118,6 +118,9 @@ class RealtimeStudent(AffineOperatorModel):
         train_scale: downsampling factor :meth:`forward` uses to make the network's input (about the
             runtime's ratio, e.g. 720 / 256 = 2.8); :meth:`forward` also accepts ``scale=``.
         default_proc_size: short side the runtime processes at by default.
+        color_prior: multiply the predicted base by the input's chromaticity ``(c + e) / (mean_rgb(c) + e)``
+            of a 1/8-resolution average ``c`` (``e`` = 0.1 x frame mean, so dark noisy areas tend to
+            neutral): the network then predicts brightness and colour corrections, not colour from scratch.
     """
 
     default_proc_size = 256  # class-level default; the ``default_proc_size`` option overrides per instance
@@ -125,9 +128,10 @@ class RealtimeStudent(AffineOperatorModel):
     needs_weights = True
 
     def __init__(self, width: int = 16, depth: int = 2, gain_channels: int = 1, train_scale: float = 2.5,
-                 default_proc_size: int = 256) -> None:
+                 default_proc_size: int = 256, color_prior: bool = False) -> None:
         super().__init__(width=width, depth=depth, gain_channels=gain_channels, train_scale=train_scale,
-                         default_proc_size=default_proc_size)
+                         default_proc_size=default_proc_size, color_prior=bool(color_prior))
+        self.color_prior = bool(color_prior)
         if gain_channels not in (1, 3):
             raise ValueError("gain_channels must be 1 or 3")
         if train_scale < 1:
@@ -172,6 +176,12 @@ class RealtimeStudent(AffineOperatorModel):
         # 2x2 mean (bilinear at exactly 1/2 with half-pixel centres; faster than avg_pool2d on CPU)
         x_half = F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False)[..., :gh, :gw].contiguous()
         base = torch.sigmoid(out[:, :3])
+        if self.color_prior:  # input chromaticity on a coarse (1/8) grid, smooth and nearly free of chroma noise
+            c = F.avg_pool2d(x, 8)
+            e = 0.1 * level
+            chroma = (c + e) / (c.mean(dim=1, keepdim=True) + e)
+            chroma = F.interpolate(chroma, scale_factor=4.0, mode="bilinear", align_corners=False)  # 1/8 -> 1/2
+            base = base * chroma[..., :gh, :gw]
         gain = F.softplus(out[:, 3:]) * ratio  # detail gain relative to the normalising gain
         return torch.addcmul(base, gain, x_half, value=-1.0), gain
 
