@@ -169,13 +169,19 @@ def run_bench(*, model: str | None = None, proc_size: int | None = None, devices
         bench_file(clip, Path(tmp) / "warm.mp4", engine, preset=preset, crf=crf, batch=batch)  # warm-up run
         e2e = bench_file(clip, Path(tmp) / "e2e.mp4", engine, preset=preset, crf=crf, batch=batch)
         ceiling = bench_codec(clip, Path(tmp) / "codec.mp4", preset=preset, crf=crf)
+        # The enhanced video is brighter and carries more visible detail/noise than the dark input, so
+        # x264 spends more time on it: decode+encode of the run's own output isolates that codec cost.
+        output_ceiling = bench_codec(Path(tmp) / "e2e.mp4", Path(tmp) / "codec_out.mp4", preset=preset, crf=crf)
         engine.close()
     ratio = e2e["fps"] / ceiling["fps"] if ceiling["fps"] else 0.0
     result["file"] = {"clip": f"1280x720 {clip_seconds:g}s 30fps H.264+AAC (generated)", "device": engine.device_name,
                       "precision": engine.precision, "x264_preset": preset, "crf": crf,
-                      "end_to_end": e2e, "codec_only": ceiling, "ratio_to_ceiling": ratio}
+                      "end_to_end": e2e, "codec_only": ceiling, "ratio_to_ceiling": ratio,
+                      "codec_only_on_enhanced_output": output_ceiling,
+                      "ratio_to_output_ceiling": e2e["fps"] / output_ceiling["fps"] if output_ceiling["fps"] else 0.0}
     log(f"file 720p   end-to-end {e2e['fps']:.1f} FPS; decode+encode only {ceiling['fps']:.1f} FPS; "
-        f"ratio {ratio:.2f} ({engine.device_name}, x264 {preset})")
+        f"ratio {ratio:.2f} ({engine.device_name}, x264 {preset}); decode+encode of the enhanced output "
+        f"{output_ceiling['fps']:.1f} FPS (ratio {result['file']['ratio_to_output_ceiling']:.2f})")
 
     if best_device == "cpu":
         result["targets"]["cpu_720p_file_fps>=30"] = e2e["fps"] >= CPU_TARGET_FPS

@@ -536,5 +536,8 @@ def test_bench_json(capsys, monkeypatch):
     f = result["file"]
     assert f["end_to_end"]["frames"] == f["codec_only"]["frames"] == 15
     assert f["ratio_to_ceiling"] == pytest.approx(f["end_to_end"]["fps"] / f["codec_only"]["fps"])
+    assert f["codec_only_on_enhanced_output"]["frames"] == 15
+    assert f["ratio_to_output_ceiling"] == pytest.approx(
+        f["end_to_end"]["fps"] / f["codec_only_on_enhanced_output"]["fps"])
     assert set(result["targets"]) == {"cpu_720p_file_fps>=30", "cpu_720p_ratio>=0.8"}
     assert "file 720p" in err  # human-readable log lines go to stderr with --json
