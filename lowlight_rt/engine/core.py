@@ -403,10 +403,8 @@ class Engine:
         groups: list[tuple[list[int], list[np.ndarray], list[np.ndarray | None]]] = []
         last_key = None
         for i, f in enumerate(frames):
-            if proc_size is None or proc_size >= min(f.width, f.height):
-                pw, ph = f.width, f.height  # full resolution: the model gets the frame itself
-            else:
-                pw, ph = processing_shape(f.width, f.height, proc_size, model.size_multiple)
+            # full resolution (proc_size None or not below the input) gives the input's own size
+            pw, ph = processing_shape(f.width, f.height, proc_size, model.size_multiple)
             key = (f.width, f.height, pw, ph)
             img = f.image if f.image.flags.c_contiguous else np.ascontiguousarray(f.image)
             low = self._low(f, pw, ph)
