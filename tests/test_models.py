@@ -216,7 +216,7 @@ def test_classical_brightens_and_keeps_shape(size):
 
 def test_classical_enhance_full_from_low_and_colour():
     m = create_model("classical").eval()
-    full = _dark(1, 96, 128)
+    full = _dark(1, 96, 128, level=0.3)   # dim but above the grey threshold: colour is signal here
     full[:, 0] *= 0.5  # a colour cast that must survive (gain is shared by the channels)
     low = torch.nn.functional.interpolate(full, size=(48, 64), mode="area")
     with torch.no_grad():
@@ -225,6 +225,47 @@ def test_classical_enhance_full_from_low_and_colour():
     ratio_in = float(full[:, 0].mean() / full[:, 1].mean())
     ratio_out = float(out[:, 0].mean() / out[:, 1].mean())
     assert abs(ratio_out - ratio_in) < 0.15
+
+
+def _chroma(x: torch.Tensor) -> float:
+    """Mean |Cb| + |Cr| (BT.601, units of 0..1) of ``(B, 3, H, W)``."""
+    r, g, b = x.unbind(1)
+    cb = -0.168736 * r - 0.331264 * g + 0.5 * b
+    cr = 0.5 * r - 0.418688 * g - 0.081312 * b
+    return float((cb.abs() + cr.abs()).mean())
+
+
+def test_classical_keeps_near_black_neutral():
+    """A near-black area with a codec's small chroma bias is brightened to grey, not to purple."""
+    x = torch.full((1, 3, 64, 64), 0.012)
+    x[:, 0] += 0.004          # ~1 code of red/blue bias, as in real compressed night video
+    x[:, 2] += 0.006
+    fixed, unfixed = create_model("classical").eval(), create_model("classical", grey_colour=0.0).eval()
+    with torch.no_grad():
+        y, y0 = fixed(x), unfixed(x)
+    assert float(y.mean()) > 3 * float(x.mean())            # still brightened
+    assert _chroma(y0) > 4 * _chroma(x)                       # without the fix the bias is multiplied
+    assert _chroma(y) < 0.1 * _chroma(y0)                     # with it the area is grey
+
+
+def test_neutralize_dark_chroma_is_an_affine_operator_with_limits():
+    from lowlight_rt.models.affine import neutralize_dark_chroma
+
+    low = torch.rand(2, 3, 8, 8)
+    low[0] *= 0.01                     # all below black: fully grey
+    low[1] = 0.5 + 0.5 * low[1]        # all above colour: untouched
+    offset, gain = torch.rand(2, 3, 8, 8) * 0.1, torch.rand(2, 1, 8, 8) * 4
+    o2, g2 = neutralize_dark_chroma(offset, gain, low, 0.02, 0.08)
+    assert o2.shape == offset.shape and g2.shape == gain.shape
+    assert torch.allclose(o2[1], offset[1]) and torch.allclose(g2[1], gain[1])
+    assert torch.all(g2[0] == 0)
+    out = o2[0] + g2[0] * low[0]
+    assert torch.allclose(out[0], out[1]) and torch.allclose(out[1], out[2])   # grey
+    w = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
+    before = ((offset[0] + gain[0] * low[0]) * w).sum(0)
+    assert torch.allclose(out[0], before, atol=1e-6)                          # same luma
+    with pytest.raises(ValueError):
+        neutralize_dark_chroma(offset, gain, low, 0.1, 0.05)
 
 
 def test_classical_leaves_bright_images_mostly_alone():

@@ -36,6 +36,41 @@ def apply_affine_operator(full: torch.Tensor, offset: torch.Tensor, gain: torch.
     return torch.addcmul(resize(offset, size), resize(gain, size), full).clamp(0, 1)
 
 
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def neutralize_dark_chroma(offset: torch.Tensor, gain: torch.Tensor, low: torch.Tensor,
+                           black: float, colour: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pull an operator's output towards grey where the input is too dark to carry colour.
+
+    In the darkest areas of real footage the input's chroma is a codec / sensor bias of a code or
+    two, and any brightening multiplies it into purple or green blotches (and the block grid with
+    it). With ``s`` = smoothstep of the input luma from ``black`` (``s = 0``) to ``colour``
+    (``s = 1``), the output becomes ``Y_out + s * (out - Y_out)``: grey where ``s = 0``, untouched
+    where ``s = 1``. The luma part that is not detail is taken from the operator grid, so the result
+    is again an affine operator::
+
+        offset' = s * offset + (1 - s) * luma(offset + gain * low)
+        gain'   = s * gain
+
+    Args:
+        offset: ``(B, 3, h, w)`` float.
+        gain: ``(B, 1|3, h, w)`` float.
+        low: ``(B, 3, h, w)`` float in [0, 1], the input averaged onto the operator grid.
+        black, colour: luma thresholds in [0, 1] (``black < colour``).
+    Returns:
+        ``(offset', gain')`` of the same shapes.
+    """
+    if not 0.0 <= black < colour:
+        raise ValueError("need 0 <= black < colour")
+    w = low.new_tensor(_LUMA).view(1, 3, 1, 1)
+    y_in = (low * w).sum(1, keepdim=True)
+    s = ((y_in - black) / (colour - black)).clamp(0, 1)
+    s = s * s * (3 - 2 * s)
+    y_out = ((offset + gain * low) * w).sum(1, keepdim=True)
+    return torch.lerp(y_out, offset, s), gain * s
+
+
 class AffineOperatorModel(EnhancementModel):
     """Base class of families that predict ``(offset, gain)`` at low resolution (see module doc).
 

@@ -31,10 +31,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .affine import AffineOperatorModel
+from .affine import AffineOperatorModel, neutralize_dark_chroma
 from .registry import register_model
 
 _LUMA = (0.299, 0.587, 0.114)
+#: default input-luma thresholds of the dark-chroma neutralisation (grey below, colour above)
+GREY_BLACK, GREY_COLOUR = 0.02, 0.08
 
 
 def _box(x: torch.Tensor, radius: int) -> torch.Tensor:
@@ -96,6 +98,9 @@ class ClassicalEnhancer(AffineOperatorModel):
             (1.0 = no temporal smoothing).
         scene_cut: jump of the log-average luminance (natural log) above which the moving average
             restarts from the new frame.
+        grey_black, grey_colour: input luma (0..1) below which the output is grey, and above which
+            its colour is untouched (smooth in between; see
+            :func:`~lowlight_rt.models.affine.neutralize_dark_chroma`); ``grey_colour=0`` disables.
     """
 
     #: the gain map is smooth, so a coarse grid suffices (about 3.7x below 720p)
@@ -106,11 +111,15 @@ class ClassicalEnhancer(AffineOperatorModel):
     def __init__(self, target_mean: float = 0.4, gamma_min: float = 0.25, gamma_max: float = 1.0,
                  clahe_clip: float = 2.0, clahe_grid: int = 8, clahe_amount: float = 0.5,
                  max_gain: float = 12.0, denoise: float = 2.0, denoise_radius: int = 2,
-                 temporal_alpha: float = 0.2, scene_cut: float = 0.5) -> None:
+                 temporal_alpha: float = 0.2, scene_cut: float = 0.5,
+                 grey_black: float = GREY_BLACK, grey_colour: float = GREY_COLOUR) -> None:
         super().__init__(target_mean=target_mean, gamma_min=gamma_min, gamma_max=gamma_max,
                          clahe_clip=clahe_clip, clahe_grid=clahe_grid, clahe_amount=clahe_amount,
                          max_gain=max_gain, denoise=denoise, denoise_radius=denoise_radius,
-                         temporal_alpha=temporal_alpha, scene_cut=scene_cut)
+                         temporal_alpha=temporal_alpha, scene_cut=scene_cut,
+                         grey_black=grey_black, grey_colour=grey_colour)
+        if grey_colour and not 0.0 <= grey_black < grey_colour:
+            raise ValueError("need 0 <= grey_black < grey_colour (or grey_colour=0 to disable)")
         if not 0.0 < target_mean < 1.0:
             raise ValueError("target_mean must be in (0, 1)")
         if not 0.0 < gamma_min <= gamma_max:
@@ -123,6 +132,7 @@ class ClassicalEnhancer(AffineOperatorModel):
         self.max_gain = float(max_gain)
         self.denoise, self.denoise_radius = float(denoise), int(denoise_radius)
         self.temporal_alpha, self.scene_cut = float(temporal_alpha), float(scene_cut)
+        self.grey_black, self.grey_colour = float(grey_black), float(grey_colour)
         self._state: torch.Tensor | None = None  # (2,) smoothed [log-average luminance, noise sigma]
 
     # -- temporal state --------------------------------------------------------------------------
@@ -170,7 +180,7 @@ class ClassicalEnhancer(AffineOperatorModel):
         gain = torch.minimum(y_target / (ys + eps), 1.0 / (vmax + eps)).clamp(1.0 / self.max_gain, self.max_gain)
 
         if self.denoise <= 0:
-            return torch.zeros_like(x), gain.expand_as(x).contiguous()
+            return self._grey(torch.zeros_like(x), gain.expand_as(x).contiguous(), x)
         # self-guided filter on the brightened picture E = gain * x, per channel
         r = self.denoise_radius
         e = gain * x
@@ -180,7 +190,12 @@ class ClassicalEnhancer(AffineOperatorModel):
         a = var / (var + noise_var + 1e-8)
         b = (1 - a) * mean
         a, b = _box(a, r), _box(b, r)
-        return b, a * gain
+        return self._grey(b, a * gain, x)
+
+    def _grey(self, offset: torch.Tensor, gain: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.grey_colour <= 0:
+            return offset, gain
+        return neutralize_dark_chroma(offset, gain, _box(x, 2), self.grey_black, self.grey_colour)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` in [0, 1] -> ``(B, 3, H, W)`` in [0, 1], processed at the given resolution."""

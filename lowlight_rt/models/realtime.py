@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .affine import AffineOperatorModel, apply_affine_operator
+from .affine import AffineOperatorModel, apply_affine_operator, neutralize_dark_chroma
 from .registry import register_model
 
 
@@ -121,6 +121,10 @@ class RealtimeStudent(AffineOperatorModel):
         color_prior: multiply the predicted base by the input's chromaticity ``(c + e) / (mean_rgb(c) + e)``
             of a 1/8-resolution average ``c`` (``e`` = 0.1 x frame mean, so dark noisy areas tend to
             neutral): the network then predicts brightness and colour corrections, not colour from scratch.
+        grey_black, grey_colour: input luma (0..1, on the operator grid) below which the output is
+            grey and above which its colour is the network's (smooth in between; see
+            :func:`~lowlight_rt.models.affine.neutralize_dark_chroma`): near-black areas of compressed
+            video carry only a codec bias, never colour. ``grey_colour=0`` disables it.
     """
 
     default_proc_size = 256  # class-level default; the ``default_proc_size`` option overrides per instance
@@ -128,9 +132,14 @@ class RealtimeStudent(AffineOperatorModel):
     needs_weights = True
 
     def __init__(self, width: int = 16, depth: int = 2, gain_channels: int = 1, train_scale: float = 2.5,
-                 default_proc_size: int = 256, color_prior: bool = False) -> None:
+                 default_proc_size: int = 256, color_prior: bool = False,
+                 grey_black: float = 0.0, grey_colour: float = 0.0) -> None:
         super().__init__(width=width, depth=depth, gain_channels=gain_channels, train_scale=train_scale,
-                         default_proc_size=default_proc_size, color_prior=bool(color_prior))
+                         default_proc_size=default_proc_size, color_prior=bool(color_prior),
+                         grey_black=float(grey_black), grey_colour=float(grey_colour))
+        if grey_colour and not 0.0 <= grey_black < grey_colour:
+            raise ValueError("need 0 <= grey_black < grey_colour (or grey_colour=0 to disable)")
+        self.grey_black, self.grey_colour = float(grey_black), float(grey_colour)
         self.color_prior = bool(color_prior)
         if gain_channels not in (1, 3):
             raise ValueError("gain_channels must be 1 or 3")
@@ -183,7 +192,10 @@ class RealtimeStudent(AffineOperatorModel):
             chroma = F.interpolate(chroma, scale_factor=4.0, mode="bilinear", align_corners=False)  # 1/8 -> 1/2
             base = base * chroma[..., :gh, :gw]
         gain = F.softplus(out[:, 3:]) * ratio  # detail gain relative to the normalising gain
-        return torch.addcmul(base, gain, x_half, value=-1.0), gain
+        offset = torch.addcmul(base, gain, x_half, value=-1.0)
+        if self.grey_colour > 0:
+            offset, gain = neutralize_dark_chroma(offset, gain, x_half, self.grey_black, self.grey_colour)
+        return offset, gain
 
     def forward(self, x: torch.Tensor, scale: float | None = None) -> torch.Tensor:
         """Training path = runtime path: downsample ``x`` by ``scale`` (default ``train_scale``), enhance.
