@@ -10,7 +10,10 @@ The chain follows what a camera sensor does when it gets too little light:
 4. Gaussian read noise with standard deviation ``read_noise`` (fraction of full scale);
 5. an analogue ``gain`` (ISO) that amplifies signal and noise alike, then clipping to [0, 1];
 6. re-gamma: the sRGB OETF, or a plain power law ``x ** (1 / gamma)`` when ``gamma`` is given;
-7. 8-bit quantisation and, optionally, JPEG compression (``cv2.imencode``).
+7. 8-bit quantisation and, optionally, JPEG compression (``cv2.imencode``);
+8. optionally, what a night video camera adds: a small black-level and chroma bias in the Y'CbCr
+   planes and an H.264 round trip (PyAV / libx264, 4:2:0, limited range, high CRF: crushed, blocky
+   blacks), as in real compressed night footage.
 
 The same function serves numpy ``(H, W, 3) uint8`` pictures (the demo clip) and torch
 ``(B, 3, H, W)`` / ``(3, H, W)`` float tensors in [0, 1] (training pairs). Both paths draw their
@@ -52,6 +55,10 @@ class LowLightParams:
         color_cast: per-channel sensitivity ``(r, g, b)``, 1.0 each for none.
         gamma: ``None`` for the sRGB OETF, else a plain power law ``x ** (1 / gamma)``.
         jpeg_quality: JPEG quality 1-100 applied to the 8-bit result, or ``None`` for none.
+        video_crf: x264 CRF (0-51) of an H.264 4:2:0 round trip, or ``None`` for none.
+        chroma_bias: ``(Cb, Cr)`` offsets in 8-bit codes added before the H.264 round trip.
+        black_offset: 8-bit code offset of the luma plane before the H.264 round trip (negative
+            crushes the blacks, positive lifts them); both biases need ``video_crf``.
     """
 
     exposure: float = 0.08
@@ -61,6 +68,9 @@ class LowLightParams:
     color_cast: tuple[float, float, float] = (1.0, 1.0, 1.0)
     gamma: float | None = None
     jpeg_quality: int | None = None
+    video_crf: int | None = None
+    chroma_bias: tuple[float, float] = (0.0, 0.0)
+    black_offset: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.exposure <= 1.0:
@@ -77,11 +87,18 @@ class LowLightParams:
             raise ValueError(f"gamma must be > 0 or None, got {self.gamma}")
         if self.jpeg_quality is not None and not 1 <= int(self.jpeg_quality) <= 100:
             raise ValueError(f"jpeg_quality must be in [1, 100] or None, got {self.jpeg_quality}")
+        if self.video_crf is not None and not 0 <= int(self.video_crf) <= 51:
+            raise ValueError(f"video_crf must be in [0, 51] or None, got {self.video_crf}")
+        if len(self.chroma_bias) != 2:
+            raise ValueError(f"chroma_bias must be (Cb, Cr), got {self.chroma_bias}")
+        if (any(self.chroma_bias) or self.black_offset) and self.video_crf is None:
+            raise ValueError("chroma_bias / black_offset are applied in the H.264 stage: set video_crf")
 
     def as_dict(self) -> dict:
         """Plain, JSON-able dict of the parameters."""
         d = dataclasses.asdict(self)
         d["color_cast"] = list(self.color_cast)
+        d["chroma_bias"] = list(self.chroma_bias)
         return d
 
 
@@ -125,6 +142,35 @@ def _jpeg_uint8(img: np.ndarray, quality: int) -> np.ndarray:
     return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
 
 
+def _h264_uint8(img: np.ndarray, crf: int, chroma_bias: tuple[float, float], black_offset: float) -> np.ndarray:
+    """H.264 intra round trip of an ``(H, W, 3) uint8 RGB`` picture (4:2:0, BT.601 limited range), with
+    ``black_offset`` added to Y' and ``chroma_bias`` to Cb/Cr (8-bit codes) before encoding."""
+    import av
+
+    h, w = img.shape[:2]
+    ph, pw = h % 2, w % 2                      # 4:2:0 needs even sizes
+    src = np.pad(img, ((0, ph), (0, pw), (0, 0)), mode="edge") if (ph or pw) else img
+    H, W = src.shape[:2]
+    yuv = av.VideoFrame.from_ndarray(np.ascontiguousarray(src), format="rgb24").reformat(format="yuv420p")
+    planes = yuv.to_ndarray().astype(np.float32)   # (H * 3 / 2, W): Y, then U and V quarter planes
+    planes[:H] += black_offset
+    u = planes[H:].reshape(2, H // 2, W // 2)      # rows H..H*5/4 hold U, the rest V (each (H/2, W/2))
+    u[0] += chroma_bias[0]
+    u[1] += chroma_bias[1]
+    planes[H:] = u.reshape(-1, W)
+    planes[:H] = planes[:H].clip(16, 235)
+    planes[H:] = planes[H:].clip(16, 240)
+    frame = av.VideoFrame.from_ndarray(np.round(planes).astype(np.uint8), format="yuv420p")
+    enc = av.CodecContext.create("libx264", "w")
+    enc.width, enc.height, enc.pix_fmt = W, H, "yuv420p"
+    enc.options = {"crf": str(int(crf)), "preset": "veryfast", "threads": "1"}
+    packets = list(enc.encode(frame)) + list(enc.encode(None))
+    dec = av.CodecContext.create("h264", "r")
+    decoded = [f for pkt in packets for f in dec.decode(pkt)] + list(dec.decode(None))
+    out = decoded[0].to_ndarray(format="rgb24")
+    return np.ascontiguousarray(out[:h, :w])
+
+
 def _simulate_tensor(x: torch.Tensor, p: LowLightParams, g: torch.Generator) -> torch.Tensor:
     """Core model on ``(B, 3, H, W)`` float in [0, 1]; returns the same shape, 8-bit quantised."""
     device = x.device
@@ -146,6 +192,10 @@ def _simulate_tensor(x: torch.Tensor, p: LowLightParams, g: torch.Generator) -> 
         frames = (out * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         coded = np.stack([_jpeg_uint8(f, int(p.jpeg_quality)) for f in frames])
         out = torch.from_numpy(coded).to(device).permute(0, 3, 1, 2).float() / 255.0
+    if p.video_crf is not None:
+        frames = (out * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        coded = np.stack([_h264_uint8(f, int(p.video_crf), p.chroma_bias, p.black_offset) for f in frames])
+        out = torch.from_numpy(coded).to(device).permute(0, 3, 1, 2).float() / 255.0
     return out
 
 
@@ -160,6 +210,9 @@ def simulate_low_light(
     color_cast: tuple[float, float, float] | None = None,
     gamma: float | None = None,
     jpeg_quality: int | None = None,
+    video_crf: int | None = None,
+    chroma_bias: tuple[float, float] | None = None,
+    black_offset: float | None = None,
     rng: RngLike = None,
 ) -> np.ndarray | torch.Tensor:
     """Simulate a dark, noisy capture of a well-lit sRGB picture.
@@ -181,7 +234,9 @@ def simulate_low_light(
         for k, v in dict(
             exposure=exposure, read_noise=read_noise, shot_noise=shot_noise, gain=gain,
             color_cast=None if color_cast is None else tuple(float(c) for c in color_cast),
-            gamma=gamma, jpeg_quality=jpeg_quality,
+            gamma=gamma, jpeg_quality=jpeg_quality, video_crf=video_crf,
+            chroma_bias=None if chroma_bias is None else tuple(float(c) for c in chroma_bias),
+            black_offset=black_offset,
         ).items()
         if v is not None
     }
@@ -204,13 +259,16 @@ def simulate_low_light(
     return _simulate_tensor(img, p, g).to(img.dtype)
 
 
-def sample_params(rng: RngLike = None, *, exposure_range: tuple[float, float] = (0.02, 0.3)) -> LowLightParams:
+def sample_params(rng: RngLike = None, *, exposure_range: tuple[float, float] = (0.02, 0.3),
+                  video_share: float = 0.0) -> LowLightParams:
     """Draw realistic random capture parameters.
 
     Exposure and full well are log-uniform (exposure in ``exposure_range``, full well 500-20000
     photons), read noise log-uniform in 0.0005-0.01 of full scale, analogue gain 1-4 in half the
     draws (capped so the capture stays under-exposed), a colour cast of +-15 % per channel in half,
     a camera power-law gamma 1.8-2.4 instead of sRGB in a fifth, JPEG quality 60-95 in 30 %.
+    In ``video_share`` of the draws (instead of JPEG) an H.264 round trip at CRF 24-40 with a black
+    offset of -3..+3 codes and a Cb/Cr bias of up to 3 codes each, like compressed night video.
     """
     r = _numpy_generator(rng)
     lo, hi = exposure_range
@@ -227,9 +285,14 @@ def sample_params(rng: RngLike = None, *, exposure_range: tuple[float, float] = 
         color_cast = (1.0, 1.0, 1.0)
     gamma = float(r.uniform(1.8, 2.4)) if r.random() < 0.2 else None
     jpeg_quality = int(r.integers(60, 96)) if r.random() < 0.3 else None
+    video: dict = {}
+    if video_share > 0 and r.random() < video_share:
+        jpeg_quality = None
+        video = dict(video_crf=int(r.integers(24, 41)), black_offset=float(r.uniform(-3.0, 3.0)),
+                     chroma_bias=(float(r.uniform(-3.0, 3.0)), float(r.uniform(-3.0, 3.0))))
     return LowLightParams(
         exposure=exposure, shot_noise=full_well, read_noise=read_noise, gain=gain,
-        color_cast=color_cast, gamma=gamma, jpeg_quality=jpeg_quality,
+        color_cast=color_cast, gamma=gamma, jpeg_quality=jpeg_quality, **video,
     )
 
 

@@ -31,6 +31,8 @@ class SyntheticPairDataset(ImageSetDataset):
         crop, flip, rotate, exclude_stems: see :class:`~training.data.base.ImageSetDataset`.
             Cropping happens before darkening (cheaper; noise statistics do not depend on it).
         exposure_range: range of the exposure draw (log-uniform).
+        video_share: share of the draws that go through the H.264 night-video stage (compressed 4:2:0,
+            black / chroma bias; see :func:`~lowlight_rt.synth.sample_params`).
         params: fixed :class:`~lowlight_rt.synth.LowLightParams` (or a dict of them) instead of
             random draws.
         seed: ``None``: fresh randomness on every access, from torch's generator (which a seeded
@@ -42,12 +44,13 @@ class SyntheticPairDataset(ImageSetDataset):
     """
 
     def __init__(self, root: str | Path, *, crop: int | None = None, flip: bool = False, rotate: bool = False,
-                 exposure_range: tuple[float, float] = (0.02, 0.3),
+                 exposure_range: tuple[float, float] = (0.02, 0.3), video_share: float = 0.0,
                  params: LowLightParams | dict[str, Any] | None = None, seed: int | None = None,
                  recursive: bool = False, exclude_stems: Iterable[str] | None = None) -> None:
         super().__init__(crop, flip, rotate, exclude_stems)
         self.root = Path(root)
         self.exposure_range = (float(exposure_range[0]), float(exposure_range[1]))
+        self.video_share = float(video_share)
         if isinstance(params, dict):
             params = LowLightParams(**{k: (tuple(v) if k == "color_cast" else v) for k, v in params.items()})
         self.params = params
@@ -74,6 +77,7 @@ class SyntheticPairDataset(ImageSetDataset):
         (high,) = self.transform(high, generator=g)
         noise_seed = int(torch.randint(0, 2**62, (1,), generator=g).item())
         rng = np.random.default_rng(noise_seed)
-        p = self.params if self.params is not None else sample_params(rng, exposure_range=self.exposure_range)
+        p = self.params if self.params is not None else sample_params(rng, exposure_range=self.exposure_range,
+                                                                          video_share=self.video_share)
         low = simulate_low_light(high, p, rng=rng)
         return {"low": low, "high": high, "name": stem}
