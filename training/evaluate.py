@@ -1,7 +1,16 @@
-"""Evaluate enhancement models on a paired folder: quality, size, cost, speed, and a comparison grid.
+"""Evaluate enhancement models on paired folders, night videos, well-lit and real dark photos.
 
     python -m training.evaluate --model runs/rt/best.pt --teacher runs/mirnet/best.pt \
         --data ../shared/data/ir-rgb --out eval/
+    python -m training.evaluate --model classical --model realtime \
+        --video ../shared/data/video/ken2190_night_yard_1080p.mp4 --identity runs/data/val/sice_normal \
+        --real ../shared/data/real-dark/dicm --out eval/video
+
+Reference-free measures (no reference exists for real footage; see :mod:`training.video_eval`):
+``--video`` clips (first ``--max-frames`` frames, the runtime path): mean luma, ``dark_cast``,
+``block``, ``flicker`` and added clipping; ``--identity`` folders of well-exposed pictures: PSNR of
+the output against the input (a well-lit input must stay itself); ``--real`` folders of real dark
+photos: added clipping (share of pixels at 255, output minus input) and mean luma.
 
 For every model: PSNR / SSIM against the references, the same after GT-mean correction (the output
 scaled so its mean grey level equals the reference's; labelled "GT-mean"), the parameter count, the
@@ -269,13 +278,99 @@ def evaluate(models: Sequence[str], data: str | Path, out: str | Path, *, teache
     return results
 
 
+@dataclass
+class ReferenceFreeResult:
+    """One model on one reference-free set (a clip, an identity folder or a real-photo folder)."""
+
+    label: str
+    kind: str                        # "video" | "identity" | "real"
+    source: str
+    measures: dict[str, float]
+
+
+def _image_folder(folder: str | Path, limit: int | None) -> list[tuple[str, np.ndarray]]:
+    from training.data import list_images, read_image
+
+    files = list_images(folder)[:limit]
+    if not files:
+        raise InputError(f"no images in {folder}")
+    return [(f.stem, read_image(f)) for f in files]
+
+
+def evaluate_reference_free(models: Sequence[str], out: str | Path, *, videos: Sequence[str] = (),
+                            identity: Sequence[str] = (), real: Sequence[str] = (), proc_size: int | None = None,
+                            max_frames: int = 240, limit: int | None = None,
+                            grid_every: int = 80) -> list[ReferenceFreeResult]:
+    """Run every model over clips and image folders; write ``reference_free.md``/``.json`` and
+    ``video_grid.png`` (frames of every clip: input | models) into ``out``."""
+    from .video_eval import clip_share, enhance_frame, enhance_video, luma, video_measures
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_flush_denormal(True)
+    loaded = [load_any(spec) for spec in models]
+    results: list[ReferenceFreeResult] = []
+    grid_rows: dict[tuple[str, int], list[tuple[str, np.ndarray]]] = {}
+    for clip in videos:
+        for model, label in loaded:
+            kept: list = []
+            m = video_measures(enhance_video(model, clip, proc_size, max_frames), keep=kept, keep_every=grid_every)
+            results.append(ReferenceFreeResult(label, "video", Path(clip).name, m.as_dict()))
+            for k, (inp, enh) in enumerate(kept):
+                row = grid_rows.setdefault((clip, k), [(f"{Path(clip).stem[:18]} #{k * grid_every}", inp)])
+                row.append((label, enh))
+            log.info("%s on %s: %s", label, Path(clip).name, {k: round(v, 3) for k, v in m.as_dict().items()})
+    for kind, folders in (("identity", identity), ("real", real)):
+        for folder in folders:
+            images = _image_folder(folder, limit)
+            for model, label in loaded:
+                scores = []
+                for _stem, img in images:
+                    enh = enhance_frame(model, img, proc_size)
+                    if kind == "identity":
+                        mse = float(np.mean((enh.astype(np.float64) - img.astype(np.float64)) ** 2))
+                        scores.append({"psnr_vs_input": 10 * math.log10(255.0 ** 2 / max(mse, 1e-10)),
+                                       "luma_out": float(luma(enh).mean())})
+                    else:
+                        scores.append({"clip_added": 100.0 * (clip_share(enh) - clip_share(img)),
+                                       "luma_in": float(luma(img).mean()), "luma_out": float(luma(enh).mean())})
+                keys = scores[0].keys()
+                measures = {k: float(np.mean([s_[k] for s_ in scores])) for k in keys}
+                first = next(iter(keys))
+                measures[f"{first}_min" if kind == "identity" else f"{first}_max"] = float(
+                    (min if kind == "identity" else max)(s_[first] for s_ in scores))
+                measures["images"] = float(len(scores))
+                results.append(ReferenceFreeResult(label, kind, str(folder), measures))
+                log.info("%s on %s (%s): %s", label, folder, kind, {k: round(v, 3) for k, v in measures.items()})
+    lines = ["| model | kind | source | measures |", "|---|---|---|---|"]
+    for r in results:
+        text = ", ".join(f"{k} {v:.3f}" for k, v in r.measures.items())
+        lines.append(f"| {r.label} | {r.kind} | {r.source} | {text} |")
+    table = "\n".join(lines) + "\n"
+    (out / "reference_free.md").write_text(table)
+    (out / "reference_free.json").write_text(json.dumps([asdict(r) for r in results], indent=1, default=float))
+    if grid_rows:
+        from PIL import Image
+
+        Image.fromarray(make_grid(list(grid_rows.values()), max_width=360)).save(out / "video_grid.png")
+    print(table)
+    return results
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n")[0])
     p.add_argument("--model", action="append", default=[], metavar="PATH|NAME",
                    help="a checkpoint or model name to evaluate (repeatable)")
     p.add_argument("--teacher", action="append", default=[], metavar="PATH|NAME",
                    help="a teacher checkpoint, shown before the models (repeatable)")
-    p.add_argument("--data", required=True, help="paired folder with low/ and high/")
+    p.add_argument("--data", action="append", default=[], help="paired folder with low/ and high/ (repeatable)")
+    p.add_argument("--video", action="append", default=[], metavar="CLIP",
+                   help="night clip for the reference-free measures (repeatable)")
+    p.add_argument("--identity", action="append", default=[], metavar="DIR",
+                   help="folder of well-exposed pictures: PSNR of output vs input (repeatable)")
+    p.add_argument("--real", action="append", default=[], metavar="DIR",
+                   help="folder of real dark photos: added clipping and brightness (repeatable)")
+    p.add_argument("--max-frames", type=int, default=240, help="frames per clip (default 240)")
     p.add_argument("--out", default="eval", help="output folder (results.md, results.json, grid.png)")
     p.add_argument("--flops-size", type=parse_size, default=(360, 640), metavar="WxH",
                    help="resolution for FLOPs and timing (default 640x360)")
@@ -288,9 +383,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if not (args.data or args.video or args.identity or args.real):
+        p.error("give at least one of --data, --video, --identity, --real")
     try:
-        evaluate(args.model, args.data, args.out, teachers=args.teacher, flops_size=args.flops_size,
-                 proc_size=args.proc_size, limit=args.limit, grid_images=args.grid_images, speed=not args.no_speed)
+        for i, data in enumerate(args.data):
+            out = Path(args.out) if len(args.data) == 1 else Path(args.out) / (Path(data).name or f"data{i}")
+            evaluate(args.model, data, out, teachers=args.teacher, flops_size=args.flops_size,
+                     proc_size=args.proc_size, limit=args.limit, grid_images=args.grid_images,
+                     speed=not args.no_speed)
+        if args.video or args.identity or args.real:
+            evaluate_reference_free([*args.teacher, *args.model], args.out, videos=args.video,
+                                    identity=args.identity, real=args.real, proc_size=args.proc_size,
+                                    max_frames=args.max_frames, limit=args.limit)
     except LowlightError as e:
         if args.debug:
             raise
