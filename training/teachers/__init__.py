@@ -10,6 +10,8 @@ name               architecture                                     default teac
 ``zero_dce``       DCE-Net (:mod:`lowlight_rt.models.zero_dce`)      7 x 32, 8 iterations
 ``gradient_guided``  gradient-guided FA network                     ``GG_TEACHER_CFG`` (6 x 96)
 ``unet``           attention-gated residual U-Net                   ``UNET_TEACHER_CFG``
+``iat``            IAT (:mod:`training.teachers.iat`), LOL-v1       ``type="lol"``, 91,154 params
+``iat_exposure``   IAT, exposure-correction weights (same network)  ``type="exp"``, 91,154 params
 =================  ===============================================  ================================
 """
 
@@ -27,10 +29,12 @@ from lowlight_rt.models.gradient_guided import GG_TEACHER_CFG
 from lowlight_rt.models.unet import UNET_TEACHER_CFG
 from lowlight_rt.models.zero_dce import load_official_zero_dce
 
+from .iat import IAT, is_iat_state_dict, load_official_iat
 from .mirnet_v2 import MIRNetV2, load_official_mirnet_v2
 
 __all__ = ["TEACHER_CONFIGS", "MIRNetV2", "create_teacher", "list_teachers", "load_teacher",
-           "official_weights_path", "load_official_mirnet_v2", "load_official_zero_dce"]
+           "official_weights_path", "load_official_mirnet_v2", "load_official_zero_dce",
+           "IAT", "load_official_iat"]
 
 #: default (teacher-sized) configuration of every teacher architecture
 TEACHER_CONFIGS: dict[str, dict[str, Any]] = {
@@ -38,10 +42,17 @@ TEACHER_CONFIGS: dict[str, dict[str, Any]] = {
     "zero_dce": {},
     "gradient_guided": dict(GG_TEACHER_CFG),
     "unet": dict(UNET_TEACHER_CFG),
+    "iat": {},
+    "iat_exposure": {"type": "exp"},
 }
+
+#: teacher names that are a preset of another registered architecture (teacher -> architecture)
+_TEACHER_ARCH = {"iat_exposure": "iat"}
 
 #: official weights known by name, relative to the shared folder next to the checkout
 _OFFICIAL_WEIGHTS = {"zero_dce": Path("weights/zero-dce/Epoch99.pth")}
+_OFFICIAL_WEIGHTS["iat"] = Path("weights/iat/iat_lol_v1.pth")
+_OFFICIAL_WEIGHTS["iat_exposure"] = Path("weights/iat/iat_exposure.pth")
 
 
 def list_teachers() -> list[str]:
@@ -53,7 +64,7 @@ def create_teacher(name: str, **cfg: Any) -> EnhancementModel:
     """Build teacher ``name`` with its teacher config, ``cfg`` overriding it. Weights are NOT loaded."""
     if name not in TEACHER_CONFIGS:
         raise ModelError(f"unknown teacher {name!r}; known: {', '.join(list_teachers())}")
-    return create_model(name, **{**TEACHER_CONFIGS[name], **cfg})
+    return create_model(_TEACHER_ARCH.get(name, name), **{**TEACHER_CONFIGS[name], **cfg})
 
 
 def official_weights_path(name: str) -> Path | None:
@@ -71,7 +82,8 @@ def official_weights_path(name: str) -> Path | None:
 
 
 def _load_path(path: Path, cfg: dict[str, Any]) -> EnhancementModel:
-    """A lowlight-rt checkpoint, an official Zero-DCE state dict or an official MIRNet-v2 file."""
+    """A lowlight-rt checkpoint, an official Zero-DCE state dict, an official MIRNet-v2 file or an
+    official IAT file (told apart by their keys)."""
     try:
         read_checkpoint(path)
         is_ours = True
@@ -91,7 +103,11 @@ def _load_path(path: Path, cfg: dict[str, Any]) -> EnhancementModel:
         return load_official_zero_dce(path)
     if "conv_in.weight" in names and any(k.startswith("body.0.body.0.dau_top") for k in names):
         return load_official_mirnet_v2(path, **cfg)
-    raise ModelError(f"{path} is neither a lowlight-rt checkpoint nor an official Zero-DCE / MIRNet-v2 file")
+    if is_iat_state_dict(names):
+        if set(cfg) - {"type"}:
+            raise ModelError(f"{path} is an IAT file; only 'type' (lol / exp) may be passed with it")
+        return load_official_iat(path, type=cfg.get("type"))
+    raise ModelError(f"{path} is neither a lowlight-rt checkpoint nor an official Zero-DCE / MIRNet-v2 / IAT file")
 
 
 def load_teacher(name_or_path: str | os.PathLike, *, frozen: bool = True, **cfg: Any) -> EnhancementModel:
@@ -99,8 +115,8 @@ def load_teacher(name_or_path: str | os.PathLike, *, frozen: bool = True, **cfg:
 
     ``name_or_path`` is a checkpoint path (lowlight-rt format, official Zero-DCE ``Epoch99.pth``, or an
     official MIRNet-v2 file; ``cfg`` overrides MIRNet-v2's published config) or a teacher name whose
-    official weights are in the shared folder (``zero_dce``). Returns the model in eval mode, with
-    ``requires_grad`` off when ``frozen``. ``ModelError`` with one line otherwise.
+    official weights are in the shared folder (``zero_dce``, ``iat``, ``iat_exposure``). Returns the
+    model in eval mode, with ``requires_grad`` off when ``frozen``. ``ModelError`` with one line otherwise.
     """
     spec = str(name_or_path)
     path = Path(spec).expanduser()
