@@ -11,7 +11,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from . import __version__
 from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, InputError, LowlightError,
@@ -57,6 +57,43 @@ def _positive(text: str) -> float:
     return value
 
 
+#: x264's presets, fastest first
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+                "veryslow", "placebo")
+#: smallest processing short side that still leaves the network something to see
+MIN_PROC_SIZE = 64
+
+
+def _int_in(lo: int, hi: int | None, what: str) -> Callable[[str], int]:
+    """argparse type: an integer in ``[lo, hi]`` (``hi=None``: no upper limit), one-line message otherwise."""
+    valid = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer {valid}, got {text!r}") from None
+        if value < lo or (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(f"must be {valid}, got {value}")
+        return value
+
+    return parse
+
+
+def _proc_size(text: str) -> int:
+    """``--proc-size``: a short side >= 64 pixels, or ``full`` (the network sees the full frame; 0)."""
+    if text.strip().lower() == "full":
+        return 0
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < MIN_PROC_SIZE or value > 8192:
+        raise argparse.ArgumentTypeError(
+            f"processing size must be {MIN_PROC_SIZE}..8192 pixels (short side) or 'full', got {text!r}")
+    return value
+
+
 def _strength(text: str) -> float:
     try:
         value = float(text)
@@ -67,8 +104,15 @@ def _strength(text: str) -> float:
     return value
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors are one line on stderr (exit 2), not the usage block."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="lowlight-rt",
         description="Real-time low-light video enhancement. Default model: see --list-models "
                     "('classical' = adaptive gamma + CLAHE-style local contrast, no learning, used "
@@ -81,33 +125,39 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--demo", action="store_true", help="use the bundled demo clip (assets/demo)")
     cam = p.add_argument_group("camera options")
     cam.add_argument("--camera-size", type=_size, metavar="WxH", help="capture size, e.g. 1280x720")
-    cam.add_argument("--camera-fps", type=float, metavar="FPS", help="capture frame rate")
+    cam.add_argument("--camera-fps", type=_positive, metavar="FPS", help="capture frame rate")
     cam.add_argument("--pixel-format", metavar="FMT", help="capture pixel format, e.g. mjpeg, yuyv422")
     net = p.add_argument_group("stream options")
     net.add_argument("--timeout", type=_positive, default=10.0, metavar="SECONDS",
                      help="stream: connect / read timeout before giving up or reconnecting (default 10)")
-    net.add_argument("--retries", type=int, default=5, metavar="N",
+    net.add_argument("--retries", type=_int_in(0, 1000, "--retries"), default=5, metavar="N",
                      help="stream: reconnect attempts after the stream drops (default 5, 0 = none)")
     out = p.add_argument_group("output")
     out.add_argument("--out", "-o", metavar="PATH", help="output .mp4 (video, stream, camera) or folder/image")
     out.add_argument("--side-by-side", action="store_true", help="write input | enhanced side by side")
-    out.add_argument("--crf", type=int, default=18, help="x264 quality, lower is better (default 18)")
-    out.add_argument("--preset", default="veryfast", help="x264 preset (default veryfast)")
+    out.add_argument("--crf", type=_int_in(0, 51, "--crf"), default=18,
+                     help="x264 quality 0..51, lower is better (default 18)")
+    out.add_argument("--preset", choices=X264_PRESETS, default="veryfast", metavar="PRESET",
+                     help=f"x264 preset: {', '.join(X264_PRESETS)} (default veryfast)")
     out.add_argument("--view", action="store_true", help="open the viewer for a file or stream")
     out.add_argument("--no-gui", action="store_true", help="camera/stream: record headless (needs --out)")
-    out.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames (live sources)")
+    out.add_argument("--max-frames", type=_int_in(1, None, "--max-frames"), metavar="N",
+                     help="stop after N frames (live sources)")
     mdl = p.add_argument_group("model and engine")
     mdl.add_argument("--model", "-m", metavar="PATH|NAME", help="checkpoint path or model name")
     mdl.add_argument("--list-models", action="store_true", help="list available models and exit")
     mdl.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     mdl.add_argument("--fp32", action="store_true", help="CUDA: run in float32 instead of float16")
-    mdl.add_argument("--proc-size", type=int, metavar="PX",
-                     help="short side the network runs at (default: the model's); output stays full size")
+    mdl.add_argument("--proc-size", type=_proc_size, metavar="PX",
+                     help=f"short side the network runs at, {MIN_PROC_SIZE}..8192 or 'full' (default: the "
+                          "model's); output stays full size")
     mdl.add_argument("--strength", type=_strength, default=1.0, help="blend in [0, 1] (default 1)")
-    mdl.add_argument("--batch", type=int, default=None, help="frames per inference batch (files)")
-    mdl.add_argument("--threads", type=int, default=None, help="CPU threads for inference")
+    mdl.add_argument("--batch", type=_int_in(1, 256, "--batch"), default=None,
+                     help="frames per inference batch, 1..256 (files)")
+    mdl.add_argument("--threads", type=_int_in(1, 256, "--threads"), default=None,
+                     help="CPU threads for inference, 1..256")
     ui = p.add_argument_group("viewer (for scripts and tests)")
-    ui.add_argument("--quit-after", type=int, metavar="N", help="quit the viewer after N frames shown")
+    ui.add_argument("--quit-after", type=_int_in(1, None, "--quit-after"), metavar="N", help="quit the viewer after N frames shown")
     ui.add_argument("--screenshot", metavar="PNG", help="save the viewer window when it quits")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
     p.add_argument("--debug", action="store_true", help="show tracebacks")

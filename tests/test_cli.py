@@ -541,3 +541,26 @@ def test_bench_json(capsys, monkeypatch):
         f["end_to_end"]["fps"] / f["codec_only_on_enhanced_output"]["fps"])
     assert set(result["targets"]) == {"cpu_720p_file_fps>=30", "cpu_720p_ratio>=0.8"}
     assert "file 720p" in err  # human-readable log lines go to stderr with --json
+
+
+# -- every bad option value is refused at parse time: exit 2, one line naming the valid range ---------
+@pytest.mark.parametrize("option,value,expect", [
+    ("--proc-size", "0", "64..8192"), ("--proc-size", "-5", "64..8192"), ("--proc-size", "1", "64..8192"),
+    ("--proc-size", "abc", "64..8192"), ("--crf", "99", "0..51"), ("--crf", "-1", "0..51"),
+    ("--batch", "0", "1..256"), ("--threads", "0", "1..256"), ("--preset", "turbo", "veryfast"),
+    ("--retries", "-1", "0..1000"), ("--camera-fps", "0", "> 0"), ("--max-frames", "0", ">= 1"),
+    ("--strength", "2", "[0, 1]"), ("--timeout", "-3", "> 0"), ("--camera-size", "big", "WIDTHxHEIGHT"),
+])
+def test_bad_option_values_exit_2_with_one_line(capsys, option, value, expect):
+    code, _, err = run_cli(capsys, "--input", "missing.mp4", "--out", "x.mp4", option, value)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert option in err and expect in err
+
+
+def test_proc_size_full_and_sensible_values_are_accepted():
+    from lowlight_rt.cli import build_parser
+
+    assert build_parser().parse_args(["--proc-size", "full"]).proc_size == 0   # the engine's full resolution
+    assert build_parser().parse_args(["--proc-size", "64"]).proc_size == 64
+    assert build_parser().parse_args(["--preset", "ultrafast", "--crf", "0"]).crf == 0
