@@ -10,6 +10,8 @@ name               architecture                                     default teac
 ``zero_dce``       DCE-Net (:mod:`lowlight_rt.models.zero_dce`)      7 x 32, 8 iterations
 ``gradient_guided``  gradient-guided FA network                     ``GG_TEACHER_CFG`` (6 x 96)
 ``unet``           attention-gated residual U-Net                   ``UNET_TEACHER_CFG``
+``cpga_net_plus``  CPGA-Net+ (:mod:`training.teachers.cpga_net`)    published LOL-v1 size, 60,378 params
+``cpga_net_plusplus``  CPGA-Net++ (IAAF masking, ConvNeXt blocks)    published LOL-v1 size, 62,304 params
 ``iat``            IAT (:mod:`training.teachers.iat`), LOL-v1       ``type="lol"``, 91,154 params
 ``iat_exposure``   IAT, exposure-correction weights (same network)  ``type="exp"``, 91,154 params
 =================  ===============================================  ================================
@@ -29,11 +31,13 @@ from lowlight_rt.models.gradient_guided import GG_TEACHER_CFG
 from lowlight_rt.models.unet import UNET_TEACHER_CFG
 from lowlight_rt.models.zero_dce import load_official_zero_dce
 
+from .cpga_net import CPGANetPlus, CPGANetPlusPlus, is_cpga_state_dict, load_official_cpga_net
 from .iat import IAT, is_iat_state_dict, load_official_iat
 from .mirnet_v2 import MIRNetV2, load_official_mirnet_v2
 
 __all__ = ["TEACHER_CONFIGS", "MIRNetV2", "create_teacher", "list_teachers", "load_teacher",
            "official_weights_path", "load_official_mirnet_v2", "load_official_zero_dce",
+           "CPGANetPlus", "CPGANetPlusPlus", "load_official_cpga_net",
            "IAT", "load_official_iat"]
 
 #: default (teacher-sized) configuration of every teacher architecture
@@ -44,6 +48,8 @@ TEACHER_CONFIGS: dict[str, dict[str, Any]] = {
     "unet": dict(UNET_TEACHER_CFG),
     "iat": {},
     "iat_exposure": {"type": "exp"},
+    "cpga_net_plus": {},
+    "cpga_net_plusplus": {},
 }
 
 #: teacher names that are a preset of another registered architecture (teacher -> architecture)
@@ -53,6 +59,8 @@ _TEACHER_ARCH = {"iat_exposure": "iat"}
 _OFFICIAL_WEIGHTS = {"zero_dce": Path("weights/zero-dce/Epoch99.pth")}
 _OFFICIAL_WEIGHTS["iat"] = Path("weights/iat/iat_lol_v1.pth")
 _OFFICIAL_WEIGHTS["iat_exposure"] = Path("weights/iat/iat_exposure.pth")
+_OFFICIAL_WEIGHTS["cpga_net_plus"] = Path("weights/cpga-net-plus/cpga_net_plus_lolv1.pkl")
+_OFFICIAL_WEIGHTS["cpga_net_plusplus"] = Path("weights/cpga-net-plus/cpga_net_plusplus_lolv1.pkl")
 
 
 def list_teachers() -> list[str]:
@@ -82,8 +90,8 @@ def official_weights_path(name: str) -> Path | None:
 
 
 def _load_path(path: Path, cfg: dict[str, Any]) -> EnhancementModel:
-    """A lowlight-rt checkpoint, an official Zero-DCE state dict, an official MIRNet-v2 file or an
-    official IAT file (told apart by their keys)."""
+    """A lowlight-rt checkpoint, an official Zero-DCE state dict, an official MIRNet-v2 file or a
+    published CPGA-Net+ / CPGA-Net++ or IAT file (told apart by their keys)."""
     try:
         read_checkpoint(path)
         is_ours = True
@@ -107,7 +115,12 @@ def _load_path(path: Path, cfg: dict[str, Any]) -> EnhancementModel:
         if set(cfg) - {"type"}:
             raise ModelError(f"{path} is an IAT file; only 'type' (lol / exp) may be passed with it")
         return load_official_iat(path, type=cfg.get("type"))
-    raise ModelError(f"{path} is neither a lowlight-rt checkpoint nor an official Zero-DCE / MIRNet-v2 / IAT file")
+    wrapped = raw.get("state_dict") if isinstance(raw, dict) else None  # CPGA files: {"epoch", "state_dict", ...}
+    if is_cpga_state_dict(names) or (isinstance(wrapped, dict) and is_cpga_state_dict(wrapped)):
+        if cfg:
+            raise ModelError(f"{path} is a CPGA-Net+ / ++ file; its size is read from the file, do not pass a config")
+        return load_official_cpga_net(path)
+    raise ModelError(f"{path} is neither a lowlight-rt checkpoint nor an official Zero-DCE / MIRNet-v2 / CPGA-Net+ / IAT file")
 
 
 def load_teacher(name_or_path: str | os.PathLike, *, frozen: bool = True, **cfg: Any) -> EnhancementModel:
@@ -115,8 +128,9 @@ def load_teacher(name_or_path: str | os.PathLike, *, frozen: bool = True, **cfg:
 
     ``name_or_path`` is a checkpoint path (lowlight-rt format, official Zero-DCE ``Epoch99.pth``, or an
     official MIRNet-v2 file; ``cfg`` overrides MIRNet-v2's published config) or a teacher name whose
-    official weights are in the shared folder (``zero_dce``, ``iat``, ``iat_exposure``). Returns the
-    model in eval mode, with ``requires_grad`` off when ``frozen``. ``ModelError`` with one line otherwise.
+    official weights are in the shared folder (``zero_dce``, ``cpga_net_plus``, ``cpga_net_plusplus``,
+    ``iat``, ``iat_exposure``). Returns the model in eval mode, with ``requires_grad`` off when
+    ``frozen``. ``ModelError`` with one line otherwise.
     """
     spec = str(name_or_path)
     path = Path(spec).expanduser()
