@@ -14,6 +14,8 @@ name               architecture                                     default teac
 ``cpga_net_plusplus``  CPGA-Net++ (IAAF masking, ConvNeXt blocks)    published LOL-v1 size, 62,304 params
 ``iat``            IAT (:mod:`training.teachers.iat`), LOL-v1       ``type="lol"``, 91,154 params
 ``iat_exposure``   IAT, exposure-correction weights (same network)  ``type="exp"``, 91,154 params
+``lyt_net``        LYT-Net ONNX exports via onnxruntime             3 fixed sizes; resized, full-res detail
+                   (:mod:`training.teachers.lyt_net`)
 =================  ===============================================  ================================
 """
 
@@ -33,12 +35,14 @@ from lowlight_rt.models.zero_dce import load_official_zero_dce
 
 from .cpga_net import CPGANetPlus, CPGANetPlusPlus, is_cpga_state_dict, load_official_cpga_net
 from .iat import IAT, is_iat_state_dict, load_official_iat
+from .lyt_net import LYTNetONNX, load_lyt_net
 from .mirnet_v2 import MIRNetV2, load_official_mirnet_v2
 
 __all__ = ["TEACHER_CONFIGS", "MIRNetV2", "create_teacher", "list_teachers", "load_teacher",
            "official_weights_path", "load_official_mirnet_v2", "load_official_zero_dce",
            "CPGANetPlus", "CPGANetPlusPlus", "load_official_cpga_net",
-           "IAT", "load_official_iat"]
+           "IAT", "load_official_iat",
+           "LYTNetONNX", "load_lyt_net"]
 
 #: default (teacher-sized) configuration of every teacher architecture
 TEACHER_CONFIGS: dict[str, dict[str, Any]] = {
@@ -50,6 +54,7 @@ TEACHER_CONFIGS: dict[str, dict[str, Any]] = {
     "iat_exposure": {"type": "exp"},
     "cpga_net_plus": {},
     "cpga_net_plusplus": {},
+    "lyt_net": {},
 }
 
 #: teacher names that are a preset of another registered architecture (teacher -> architecture)
@@ -61,6 +66,7 @@ _OFFICIAL_WEIGHTS["iat"] = Path("weights/iat/iat_lol_v1.pth")
 _OFFICIAL_WEIGHTS["iat_exposure"] = Path("weights/iat/iat_exposure.pth")
 _OFFICIAL_WEIGHTS["cpga_net_plus"] = Path("weights/cpga-net-plus/cpga_net_plus_lolv1.pkl")
 _OFFICIAL_WEIGHTS["cpga_net_plusplus"] = Path("weights/cpga-net-plus/cpga_net_plusplus_lolv1.pkl")
+_OFFICIAL_WEIGHTS["lyt_net"] = Path("weights/lyt-net-onnx")  # a folder: one ONNX export per input size
 
 
 def list_teachers() -> list[str]:
@@ -77,21 +83,26 @@ def create_teacher(name: str, **cfg: Any) -> EnhancementModel:
 
 def official_weights_path(name: str) -> Path | None:
     """Where the official weights of teacher ``name`` live (``$LOWLIGHT_SHARED`` or ``../shared``
-    next to the checkout), or ``None`` if this teacher has none or they are absent."""
+    next to the checkout; a folder for ``lyt_net``), or ``None`` if this teacher has none or they are absent."""
     rel = _OFFICIAL_WEIGHTS.get(name)
     if rel is None:
         return None
     roots = [Path(os.environ["LOWLIGHT_SHARED"])] if os.environ.get("LOWLIGHT_SHARED") else []
     roots.append(Path(__file__).resolve().parents[2] / ".." / "shared")
     for root in roots:
-        if (root / rel).is_file():
+        if (root / rel).is_file() or (root / rel).is_dir():
             return (root / rel).resolve()
     return None
 
 
 def _load_path(path: Path, cfg: dict[str, Any]) -> EnhancementModel:
     """A lowlight-rt checkpoint, an official Zero-DCE state dict, an official MIRNet-v2 file or a
-    published CPGA-Net+ / CPGA-Net++ or IAT file (told apart by their keys)."""
+    published CPGA-Net+ / CPGA-Net++ or IAT file (told apart by their keys), or LYT-Net ONNX export(s)
+    (a ``.onnx`` file or a folder of them)."""
+    if path.is_dir() or path.suffix.lower() == ".onnx":
+        if set(cfg) - {"size", "detail_gain", "threads"}:
+            raise ModelError(f"{path} is LYT-Net ONNX; only size / detail_gain / threads may be passed with it")
+        return load_lyt_net(path, **cfg)
     try:
         read_checkpoint(path)
         is_ours = True
@@ -129,12 +140,16 @@ def load_teacher(name_or_path: str | os.PathLike, *, frozen: bool = True, **cfg:
     ``name_or_path`` is a checkpoint path (lowlight-rt format, official Zero-DCE ``Epoch99.pth``, or an
     official MIRNet-v2 file; ``cfg`` overrides MIRNet-v2's published config) or a teacher name whose
     official weights are in the shared folder (``zero_dce``, ``cpga_net_plus``, ``cpga_net_plusplus``,
-    ``iat``, ``iat_exposure``). Returns the model in eval mode, with ``requires_grad`` off when
-    ``frozen``. ``ModelError`` with one line otherwise.
+    ``iat``, ``iat_exposure``, ``lyt_net``). A ``.onnx`` file or a folder of them is LYT-Net, run
+    through onnxruntime (``cfg``: ``size``, ``detail_gain``, ``threads``).
+    Returns the model in eval mode, with ``requires_grad`` off when ``frozen``. ``ModelError`` with one
+    line otherwise.
     """
     spec = str(name_or_path)
     path = Path(spec).expanduser()
     if path.is_file():
+        model = _load_path(path, cfg)
+    elif path.is_dir() and spec not in TEACHER_CONFIGS:  # a folder of LYT-Net ONNX exports
         model = _load_path(path, cfg)
     elif spec in TEACHER_CONFIGS:
         weights = official_weights_path(spec)
