@@ -183,7 +183,8 @@ def test_grad_checkpointing_gives_same_gradients():
 
 
 def test_teacher_registry(tmp_path):
-    assert list_teachers() == ["gradient_guided", "mirnet_v2", "unet", "zero_dce"]
+    assert list_teachers() == ["cpga_net_plus", "cpga_net_plusplus", "gradient_guided", "iat", "iat_exposure", "lyt_net",
+                               "mirnet_v2", "unet", "zero_dce"]
     assert create_teacher("gradient_guided").config == GG_TEACHER_CFG
     assert model_config("unet") == UNET_STUDENT_CFG
     with torch.device("meta"):

@@ -538,6 +538,8 @@ class Trainer:
             "loss_weights": self.base_weights, "loss_skipped": dict(self.loss.skipped),
             "optimizer": dict(self.cfg.get("optimizer") or {}), "world_size": self.dist.world_size,
             "label": f"{self.cfg.get('name')} {self.role}",
+            # where offline teacher targets / an earlier stage came from (the preset's own record)
+            "provenance": self.cfg.get("provenance") or {},
         }
         return save_checkpoint(path, net, meta)
 
