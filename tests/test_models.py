@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from lowlight_rt.models import (
 )
 from lowlight_rt.models import hub
 from lowlight_rt.models.affine import apply_affine_operator
-from lowlight_rt.models.checkpoint import FORMAT, FORMAT_VERSION
+from lowlight_rt.models.checkpoint import FORMAT, FORMAT_VERSION, read_foreign_state_dict
 from lowlight_rt.models.classical import ClassicalEnhancer, estimate_noise_sigma
 from lowlight_rt.models.realtime import RealtimeStudent
 
@@ -145,6 +146,36 @@ def test_checkpoint_rejects_missing_file_and_directory(tmp_path: Path):
     _one_line_model_error(tmp_path)
 
 
+class _RunsCodeWhenUnpickled:
+    """Pickles as a call to ``os.system("touch MARKER")``: what a malicious checkpoint would carry."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.system, (f"touch '{self.marker}'",)
+
+
+def test_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path: Path):
+    """``torch.load(weights_only=True)``: a pickled call is refused (ModelError), never executed."""
+    marker = tmp_path / "code_ran"
+    raw = torch.load(save_checkpoint(tmp_path / "rt.pt", _trained_like()), weights_only=True)
+    raw["metadata"]["note"] = _RunsCodeWhenUnpickled(marker)  # otherwise a valid checkpoint
+    evil = tmp_path / "evil.pt"
+    torch.save(raw, evil)
+    assert "not a readable lowlight-rt checkpoint" in _one_line_model_error(evil)
+    with pytest.raises(ModelError):
+        load_model(str(evil))
+    foreign = tmp_path / "evil_state_dict.pth"  # third-party weights go through the same guard
+    torch.save({"params": {"w": torch.zeros(1), "x": _RunsCodeWhenUnpickled(marker)}}, foreign)
+    with pytest.raises(ModelError):
+        read_foreign_state_dict(foreign, "test")
+    assert not marker.exists(), "loading a checkpoint ran the code pickled in it"
+    # control: the payload is live, an unsafe load would have run it
+    torch.load(evil, weights_only=False)
+    assert marker.exists()
+
+
 def test_save_checkpoint_flushes_denormals(tmp_path: Path):
     m = _trained_like()
     with torch.no_grad():
@@ -157,8 +188,22 @@ def test_save_checkpoint_flushes_denormals(tmp_path: Path):
 def test_default_model_is_weight_free_or_shipped():
     assert DEFAULT_MODEL in ("classical", "realtime")
     assert hub.default_model_name() in list_available_models()
+
+
+@pytest.mark.parametrize("shipped", [[], ["other_student"]])
+def test_default_model_without_shipped_realtime_is_classical(monkeypatch, tmp_path: Path, shipped):
+    """README: ``classical`` is the default until ``assets/models/realtime.pt`` ships (a checkpoint under
+    another name does not change that); the expectation is fixed here, not asked of the hub."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for name in shipped:
+        save_checkpoint(folder / f"{name}.pt", _trained_like())
+    monkeypatch.setattr(hub, "models_dir", lambda: folder)
     model, info = load_model(None)
-    assert info["name"] == hub.default_model_name()
+    assert type(model) is ClassicalEnhancer and not model.training
+    assert info["name"] == "classical" and info["source"] == "builtin" and info["path"] is None
+    assert list_available_models()[0] == "classical"
+    assert set(list_available_models()) >= {"classical", *shipped}
 
 
 def test_load_model_by_name_classical():
