@@ -322,12 +322,18 @@ def test_sice_grouping_on_a_generated_sequence(tmp_path):
     assert [len(g) for g in groups] == [5, 4, 5, 3, 1]
 
 
+# ../shared next to the checkout (or $LOWLIGHT_SHARED), never a machine-specific absolute path
+SHARED = (Path(os.environ["LOWLIGHT_SHARED"]) if os.environ.get("LOWLIGHT_SHARED")
+          else Path(__file__).resolve().parents[1] / ".." / "shared")
+SICE_PART1 = SHARED / "data" / "sice-part1"
+
+
 @pytest.mark.shared
-@pytest.mark.skipif(not Path("/work/shared/data/sice-part1").is_dir(), reason="needs ../shared/data/sice-part1")
+@pytest.mark.skipif(not SICE_PART1.is_dir(), reason="needs ../shared/data/sice-part1 (or $LOWLIGHT_SHARED)")
 def test_sice_part1_first_scene_matches_readme():
     import training.data.sice as sice
 
-    paths = sorted(Path("/work/shared/data/sice-part1").glob("*.jpg"), key=lambda p: int(p.stem))[:20]
+    paths = sorted(SICE_PART1.glob("*.jpg"), key=lambda p: int(p.stem))[:20]
     groups = group_scenes([thumbnail(p) for p in paths])
     assert [paths[i].stem for i in groups[1]] == [str(k) for k in range(2, 9)]
     assert sice.similarity(thumbnail(paths[1]), thumbnail(paths[7])) > 0.5
