@@ -305,17 +305,27 @@ def test_worker_propagates_engine_error():
 
 def test_worker_stop_mid_stream_with_full_queue():
     frames = _frames(50, 16, 16)
-    worker = InferenceWorker(ListSource(frames), _cpu(GammaModel()), out_queue_size=1).start()
+    source = ListSource(frames)
+    worker = InferenceWorker(source, _cpu(GammaModel()), out_queue_size=1).start()
     first = worker.get(timeout=5)
-    assert first is not None
+    assert first is not None and first[0].index == 0
+    # wait until the worker is blocked: frame 1 fills the queue, frame 2 waits to be put
+    deadline = time.monotonic() + 5
+    while source.pos < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    assert source.pos == 3, "the worker should be blocked on the full queue"
     t = time.perf_counter()
     worker.stop()
     assert time.perf_counter() - t < 5
     assert not worker.running and _no_worker_threads()
-    # after stop the consumer sees the end instead of blocking forever
-    for _ in range(3):
-        if worker.get(timeout=1) is None:
-            break
+    # after stop the consumer gets what was already queued (frame 1), then the end (None) instead of
+    # blocking forever, and None again on every later call; nothing is read after the stop
+    item = worker.get(timeout=1)
+    assert item is not None and item[0].index == 1
+    assert worker.get(timeout=1) is None
+    assert worker.get(timeout=1) is None
+    assert source.pos == 3
 
 
 def test_worker_set_model_mid_run():
