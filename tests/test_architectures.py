@@ -69,8 +69,18 @@ def test_enhance_full_from_low(name):
     with torch.no_grad():
         out = model.enhance(full, low)
         same = model.enhance(full, full)
+        net_full = model(full).clamp(0, 1)
+        net_low_up = F.interpolate(model(low), size=full.shape[-2:], mode="bilinear", align_corners=False)
     assert out.shape == full.shape and same.shape == full.shape
     assert out.min() >= 0 and out.max() <= 1
+    # the network sees the full frame: enhance is exactly the network's output
+    assert torch.allclose(same, net_full, atol=1e-5)
+    # from the low-res frame: the output is NOT just the upsampled low-res result, the full-resolution
+    # detail the network never saw is carried over (out - up(net(low)) follows full - up(low))
+    detail = full - F.interpolate(low, size=full.shape[-2:], mode="bilinear", align_corners=False)
+    carried = out - net_low_up
+    assert carried.abs().mean() > 0.01
+    assert torch.corrcoef(torch.stack([carried.flatten(), detail.flatten()]))[0, 1] > 0.8
 
 
 @pytest.mark.parametrize("name", list(NARROW))
