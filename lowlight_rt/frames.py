@@ -7,6 +7,27 @@ from fractions import Fraction
 
 import numpy as np
 
+# libswscale flags (swscale.h), passed to PyAV as ``interpolation=`` (a plain int works on PyAV 17 and 18).
+_SWS_BILINEAR = 0x2
+_SWS_FULL_CHR_H_INT = 0x2000
+_SWS_ACCURATE_RND = 0x40000
+
+SWS_TO_RGB = _SWS_BILINEAR | _SWS_FULL_CHR_H_INT | _SWS_ACCURATE_RND
+"""swscale flags for decoded YUV -> RGB (``VideoFrame.to_ndarray(format="rgb24", interpolation=...)``).
+
+swscale's default 4:2:0 / 4:2:2 -> RGB path is a table-driven one that truncates: measured on
+H.264 clips, every decoded frame came out ~1.3 codes darker in luma (0.5 from the luma term, the rest
+from the chroma terms), so ``--strength 0`` darkened a video by about one code per pass and the
+enhancement multiplied the error. ``ACCURATE_RND | FULL_CHR_H_INT`` selects the exact path: rounded
+to nearest, chroma interpolated (mean error < 0.01 code). It costs ~5 ms more CPU per 720p frame
+(measured: +4 % CPU for a 720p file end to end); it also applies when downscaling for
+``Frame.proc``, at no extra cost there.
+"""
+
+SWS_FROM_RGB = _SWS_BILINEAR | _SWS_ACCURATE_RND
+"""swscale flags for RGB -> yuv420p in the video sink: rounded chroma (the default path biased R and
+B by -0.2 code after a round trip; luma was already unbiased)."""
+
 
 @dataclass
 class Frame:

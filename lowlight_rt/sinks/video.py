@@ -11,7 +11,7 @@ import av
 import numpy as np
 
 from lowlight_rt.errors import OutputError
-from lowlight_rt.frames import Frame
+from lowlight_rt.frames import SWS_FROM_RGB, Frame
 
 __all__ = ["VideoFileSink", "check_output_path"]
 
@@ -228,7 +228,7 @@ class VideoFileSink:
                 return
             vf = av.VideoFrame.from_ndarray(picture, format="rgb24")
             vf = vf.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG",
-                             threads=1)
+                             threads=1, interpolation=SWS_FROM_RGB)
             vf.pts = pts
             vf.time_base = self.time_base
             t = float((pts + self._video_offset) * self.time_base)  # on the input's timeline

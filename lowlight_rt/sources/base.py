@@ -26,7 +26,7 @@ import av
 import cv2
 import numpy as np
 
-from lowlight_rt.frames import Frame, processing_shape
+from lowlight_rt.frames import SWS_TO_RGB, Frame, processing_shape
 
 __all__ = [
     "Source",
@@ -398,12 +398,14 @@ class Source(abc.ABC):
 
     def _frame_from_av(self, vf: av.VideoFrame, pts: int | None, time_base: Fraction | None) -> Frame:
         """Convert a decoded PyAV frame to a :class:`Frame` (RGB full res + ``proc`` when smaller)."""
-        # threads=1: swscale's automatic threading is several times slower for one frame
-        image = vf.to_ndarray(format="rgb24", threads=1)
+        # threads=1: swscale's automatic threading is several times slower for one frame;
+        # SWS_TO_RGB: rounded, not truncated (the default path darkens every frame by ~1.3 codes)
+        image = vf.to_ndarray(format="rgb24", threads=1, interpolation=SWS_TO_RGB)
         shape = self._needs_proc(vf.width, vf.height)
         proc = None
         if shape is not None:
-            proc = vf.to_ndarray(width=shape[0], height=shape[1], format="rgb24", threads=1)
+            proc = vf.to_ndarray(width=shape[0], height=shape[1], format="rgb24", threads=1,
+                                 interpolation=SWS_TO_RGB)
         return self._new_frame(image, pts=pts, time_base=time_base, proc=proc)
 
     def _frame_from_rgb(self, image: np.ndarray, *, pts: int | None = None,
