@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import threading
 from fractions import Fraction
@@ -45,8 +46,10 @@ def _round_trip(inp: Path, out: Path, *, stop_after: int | None = None, **kw) ->
     return frames
 
 
-def _times(frames: list[Frame]) -> list[Fraction]:
-    return [Fraction(f.pts) * f.time_base for f in frames]
+def _input_times(path: Path) -> list[Fraction]:
+    """Every frame time (s) of ``path``'s video, decoded with PyAV directly: the reference for the sink,
+    independent of ``FileSource`` (which only feeds the sink here)."""
+    return media.read_video_pts(path)[0]
 
 
 def test_round_trip_frames_pts_audio_metadata(clip, tmp_path):
@@ -54,7 +57,7 @@ def test_round_trip_frames_pts_audio_metadata(clip, tmp_path):
     frames_in = _round_trip(clip, out)
     times_out, size = media.read_video_pts(out)
     assert len(times_out) == len(frames_in) == 30
-    assert times_out == _times(frames_in)  # exact, in seconds
+    assert times_out == _input_times(clip)  # exact, in seconds
     assert size == (160, 96)
     audio_in, audio_out = media.read_audio_packets(clip), media.read_audio_packets(out)
     assert len(audio_out) == 1 and len(audio_out[0]) > 10
@@ -74,9 +77,9 @@ def test_round_trip_frames_pts_audio_metadata(clip, tmp_path):
 
 def test_round_trip_vfr(vfr_clip, tmp_path):
     out = tmp_path / "vfr_out.mp4"
-    frames_in = _round_trip(vfr_clip, out)
+    _round_trip(vfr_clip, out)
     times_out, _ = media.read_video_pts(out)
-    assert times_out == _times(frames_in)
+    assert times_out == _input_times(vfr_clip)
     steps = np.diff([float(t) for t in times_out])
     assert steps.max() > 1.5 * steps.min()
     assert media.read_audio_packets(out) == media.read_audio_packets(vfr_clip)
@@ -84,9 +87,9 @@ def test_round_trip_vfr(vfr_clip, tmp_path):
 
 def test_round_trip_from_mpegts_keeps_start_offset(ts_clip, tmp_path):
     out = tmp_path / "from_ts.mp4"
-    frames_in = _round_trip(ts_clip, out)
+    _round_trip(ts_clip, out)
     times_out, _ = media.read_video_pts(out)
-    assert times_out[0] > 0 and times_out == _times(frames_in)
+    assert times_out[0] > 0 and times_out == _input_times(ts_clip)
 
 
 def test_two_audio_streams_copied(two_audio_clip, tmp_path):
@@ -305,15 +308,31 @@ def test_latest_frame_sink_keeps_newest_thread_safe():
     assert sink.latest() is not None
 
 
-def test_null_sink_and_protocol(tmp_path):
-    n = NullSink()
-    n.write(Frame(image=np.zeros((2, 2, 3), np.uint8), index=0), np.zeros((2, 2, 3), np.uint8))
-    n.close()
-    assert n.frames_written == 1
-    for s in (n, LatestFrameSink(), ImageFolderSink(tmp_path / "o"),
-              VideoFileSink(tmp_path / "p.mp4", 16, 16, **_kw())):
-        assert isinstance(s, Sink)
+def test_every_sink_honours_the_protocol(tmp_path):
+    """``isinstance(s, Sink)`` only checks that ``write`` and ``close`` exist. Every sink must also take
+    the protocol's arguments (``write(frame, enhanced)``, ``close(partial=False)``), keep what it was
+    given, and accept a second ``close`` (the pipeline closes on error paths too)."""
+    write_params = list(inspect.signature(Sink.write).parameters)
+    close_params = inspect.signature(Sink.close).parameters
+    img = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    frame = Frame(image=np.zeros_like(img), index=0, pts=0, time_base=Fraction(1, 30))
+    sinks = {"null": NullSink(), "latest": LatestFrameSink(), "folder": ImageFolderSink(tmp_path / "o"),
+             "file": ImageFileSink(tmp_path / "one.png"),
+             "video": VideoFileSink(tmp_path / "p.mp4", 16, 16, **_kw())}
+    for name, s in sinks.items():
+        assert isinstance(s, Sink), name
+        assert list(inspect.signature(type(s).write).parameters) == write_params, name
+        params = inspect.signature(type(s).close).parameters
+        assert list(params) == list(close_params) and params["partial"].default is False, name
+        s.write(frame=frame, enhanced=img)
+        s.close(partial=True)
         s.close()
+    assert sinks["null"].frames_written == 1
+    got_frame, got = sinks["latest"].latest()
+    assert got_frame is frame and np.array_equal(got, img)
+    assert np.array_equal(read_image(tmp_path / "o" / "000000.png"), img)
+    assert np.array_equal(read_image(tmp_path / "one.png"), img)
+    assert media.count_decodable_frames(tmp_path / "p.mp4") == 1
 
 
 def test_display_rotation_and_aspect_kept(tmp_path):
@@ -381,11 +400,13 @@ def test_rebased_recording_from_mid_input_starts_at_zero_in_sync(name, request, 
     inp = request.getfixturevalue(name)
     out = tmp_path / "mid.mp4"
     frames, sink = _record_range(inp, out, 15, 29, partial=False, rebase=True)
-    start = _times(frames)[0]
+    ref = _input_times(inp)
+    assert len(ref) == 30 and len(frames) == 15
+    start = ref[15]
     assert sink.start_time == start and start > 0 and sink.frames_skipped == 0
     times_out, _ = media.read_video_pts(out)
     assert times_out[0] == 0
-    assert times_out == [t - start for t in _times(frames)]  # one offset for all: VFR steps kept exactly
+    assert times_out == [t - start for t in ref[15:]]  # one offset for all: VFR steps kept exactly
     assert media.count_decodable_frames(out) == 15
     audio = _check_audio_follows_video(inp, out, start)
     video_end = float(times_out[-1]) + float(times_out[-1] - times_out[-2])
@@ -395,23 +416,22 @@ def test_rebased_recording_from_mid_input_starts_at_zero_in_sync(name, request, 
 
 def test_recording_stopped_mid_input_ends_audio_at_its_last_frame(clip, tmp_path):
     out = tmp_path / "mid_stop.mp4"
-    frames, _ = _record_range(clip, out, 15, 20, partial=True, rebase=True)
+    _record_range(clip, out, 15, 20, partial=True, rebase=True)
     times_out, _ = media.read_video_pts(out)
     assert len(times_out) == 6 and times_out[0] == 0
-    audio = _check_audio_follows_video(clip, out, _times(frames)[0])
+    audio = _check_audio_follows_video(clip, out, _input_times(clip)[15])
     video_end = float(times_out[-1]) + 1 / 30                # frame 20 ends here (0.2 s)
     assert video_end - AUDIO_FRAME_S < audio[-1][1] <= video_end + AUDIO_FRAME_S
 
 
 def test_explicit_start_time_skips_earlier_frames(vfr_clip, tmp_path):
     out = tmp_path / "start_time.mp4"
-    with open_source(vfr_clip) as src:
-        frames_in = list(src)
-    start = _times(frames_in)[10]
+    ref = _input_times(vfr_clip)
+    start = ref[10]
     _, sink = _record_range(vfr_clip, out, 0, 29, partial=False, start_time=float(start))
-    assert sink.frames_skipped == 10 and sink.frames_written == len(frames_in) - 10
+    assert sink.frames_skipped == 10 and sink.frames_written == len(ref) - 10 == 20
     times_out, _ = media.read_video_pts(out)
-    assert times_out == [t - start for t in _times(frames_in)[10:]]
+    assert times_out == [t - start for t in ref[10:]]
     _check_audio_follows_video(vfr_clip, out, start)
     with pytest.raises(ValueError):
         VideoFileSink(tmp_path / "neg.mp4", 64, 48, start_time=-1.0, **_kw())
