@@ -149,6 +149,38 @@ def test_file_round_trip(capsys, clip, tmp_path):
     assert sha256(clip) == before
 
 
+AUDIO_FRAME_S = 1024 / media.AUDIO_RATE  # one AAC frame: the finest step audio can be cut at
+
+
+def av_timeline(path: Path) -> tuple[float, float, float]:
+    """``(first video frame, first audio packet, last audio packet)`` start times in seconds, read with
+    PyAV directly (demuxed / decoded as a player would, MP4 edit lists applied)."""
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        first_video = next(float(f.pts * v.time_base) for f in c.decode(v))
+    with av.open(str(path)) as c:
+        a = c.streams.audio[0]
+        audio = [float(p.pts * a.time_base) for p in c.demux(a) if p.size and p.pts is not None]
+    assert audio, f"{path} has no audio"
+    return first_video, audio[0], audio[-1]
+
+
+@pytest.mark.parametrize("name", ["clip", "ts_clip", "vfr_clip"])
+def test_default_file_path_keeps_audio_in_sync(capsys, request, name, tmp_path):
+    """``lowlight-rt --input clip --out out.mp4``: video and audio start (and end) where they did in the
+    input, to within one audio frame, so lip sync survives (timestamps, not just the packet bytes)."""
+    src: Path = request.getfixturevalue(name)
+    out = tmp_path / "synced.mp4"
+    code, _, err = run_cli(capsys, "-q", "--input", src, "--out", out)
+    assert code == EXIT_OK, err
+    v_in, a_in, a_last_in = av_timeline(src)
+    v_out, a_out, a_last_out = av_timeline(out)
+    assert abs(v_out - v_in) < AUDIO_FRAME_S, (v_in, v_out)
+    assert abs(a_out - a_in) < AUDIO_FRAME_S, (a_in, a_out)
+    assert abs((a_out - v_out) - (a_in - v_in)) < AUDIO_FRAME_S  # the A/V offset a viewer hears
+    assert abs((a_last_out - v_out) - (a_last_in - v_in)) < AUDIO_FRAME_S  # and no drift by the end
+
+
 def test_vfr_pts_preserved(capsys, vfr_clip, tmp_path):
     out = tmp_path / "vfr_out.mp4"
     code, _, err = run_cli(capsys, "-q", "--input", vfr_clip, "--out", out)
