@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 from typing import Callable, Sequence
 
 from . import __version__
-from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, InputError, LowlightError,
-                     OutputError)
+from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE, InputError,
+                     LowlightError, OutputError, Terminated)
 
 EPILOG = """\
 exit codes:
@@ -28,6 +30,7 @@ exit codes:
   6    an error stopped processing mid-way: the output was finalised but is PARTIAL
   7    requested device not available (e.g. --device cuda without CUDA)
   130  interrupted (Ctrl-C): the output was finalised but is PARTIAL
+  143  terminated (SIGTERM: kill, timeout, systemd, docker stop): the output was finalised
 
 examples:
   lowlight-rt --demo --out demo_clean.mp4        enhance the bundled demo clip
@@ -169,6 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lowlight-rt`` console script. Returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    previous_sigterm = _install_sigterm_handler()
     try:
         if argv and argv[0] == "bench":
             from .bench import main as bench_main
@@ -177,6 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
     except SystemExit as e:  # argparse: --help, --version, usage errors
         return int(e.code) if isinstance(e.code, int) else (EXIT_OK if e.code is None else EXIT_USAGE)
+    except Terminated:  # SIGTERM before any output was started (or after it was finalised)
+        print("lowlight-rt: terminated (SIGTERM)", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("lowlight-rt: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -191,6 +198,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"lowlight-rt: internal error: {type(e).__name__}: {_one_line(e)} (run with --debug for details)",
               file=sys.stderr)
         return EXIT_INTERNAL
+    finally:
+        _restore_sigterm_handler(previous_sigterm)
+
+
+_NOT_INSTALLED = object()
+
+
+def _install_sigterm_handler():
+    """Make SIGTERM raise :class:`~lowlight_rt.errors.Terminated` in the main thread (once).
+
+    Without a handler SIGTERM kills the process on the spot: no summary, and an MP4 without its
+    index (unplayable). Raised like Ctrl-C's ``KeyboardInterrupt``, it lets the pipeline finalise the
+    output first. Only the first SIGTERM raises: a second one (``kill`` repeated, ``docker stop``'s
+    grace period) must not break the finalisation it would interrupt. Returns the previous
+    handler, or a marker when none was installed (not the main thread, e.g. called from a test).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return _NOT_INSTALLED
+    fired = False
+
+    def on_sigterm(signum, frame):
+        nonlocal fired
+        if fired:
+            return
+        fired = True
+        raise Terminated()
+
+    try:
+        return signal.signal(signal.SIGTERM, on_sigterm)
+    except (ValueError, OSError):  # no signals here (embedded interpreter)
+        return _NOT_INSTALLED
+
+
+def _restore_sigterm_handler(previous) -> None:
+    if previous is _NOT_INSTALLED:
+        return
+    try:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+    except (ValueError, OSError):
+        pass
 
 
 def _one_line(error: BaseException) -> str:

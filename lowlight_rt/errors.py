@@ -15,6 +15,7 @@ EXIT_MODEL = 5          # unknown model name, not a checkpoint, broken checkpoin
 EXIT_PARTIAL = 6        # an error mid-way: the output was finalised but is PARTIAL
 EXIT_DEVICE = 7         # requested device not available (e.g. --device cuda without CUDA)
 EXIT_INTERRUPTED = 130  # Ctrl-C: the output was finalised but is PARTIAL
+EXIT_TERMINATED = 143   # SIGTERM (kill, timeout, systemd, docker stop): the output was finalised
 
 
 class LowlightError(Exception):
@@ -51,3 +52,11 @@ class PartialOutputError(LowlightError):
     """Processing stopped mid-way; the output file was finalised and is playable but partial."""
 
     exit_code = EXIT_PARTIAL
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread by the CLI's handler.
+
+    A ``KeyboardInterrupt`` so that it unwinds exactly like Ctrl-C: the pipeline finalises every
+    output before it propagates. The CLI then exits with :data:`EXIT_TERMINATED` (143).
+    """

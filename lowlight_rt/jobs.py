@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from .engine import Engine
-from .errors import EXIT_INTERRUPTED, EXIT_OK, LowlightError, OutputError, PartialOutputError
+from .errors import (EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, LowlightError, OutputError,
+                     PartialOutputError, Terminated)
 from .pipeline import Pipeline, PipelineStats
 from .sinks import ImageFileSink, ImageFolderSink, VideoFileSink, check_output_path
 from .sources import IMAGE_EXTENSIONS, open_source
@@ -71,7 +72,8 @@ def run_job(spec: str | int, out: str | os.PathLike, engine: Engine, options: Jo
             model_name: str = "") -> int:
     """Enhance ``spec`` into ``out``; prints a progress bar and a summary unless ``options.quiet``.
 
-    Returns the exit code: 0 on success, 130 when interrupted (output finalised, partial).
+    Returns the exit code: 0 on success, 130 when interrupted with Ctrl-C and 143 on SIGTERM
+    (:class:`~lowlight_rt.errors.Terminated`); the output is finalised in both cases.
     Raises ``PartialOutputError`` when an error stopped processing after the output was started.
     """
     out_path = Path(out)
@@ -83,17 +85,32 @@ def run_job(spec: str | int, out: str | os.PathLike, engine: Engine, options: Jo
     except BaseException:
         source.stop()
         raise
-    batch = options.batch_size or (4 if engine.device_type == "cuda" else 1)
-    pipeline = Pipeline(source, engine, [sink], batch_size=batch)
-    bar = None if options.quiet else _progress_bar(source, out_path)
+    try:
+        batch = options.batch_size or (4 if engine.device_type == "cuda" else 1)
+        pipeline = Pipeline(source, engine, [sink], batch_size=batch)
+        bar = None if options.quiet else _progress_bar(source, out_path)
+    except BaseException:  # e.g. SIGTERM right now: close the output (nothing written: remove it)
+        source.stop()
+        try:
+            sink.close(partial=True)
+        finally:
+            if not existed:
+                _remove_empty_output(out_path)
+        raise
     try:
         stats = pipeline.run(progress=None if bar is None else bar.update_stats, max_frames=options.max_frames)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: the pipeline has finalised the output
         stats = pipeline.stats
-        _finish(bar, stats, options, engine, model_name, out_path, "interrupted")
+        terminated = isinstance(e, Terminated)
+        _finish(bar, stats, options, engine, model_name, out_path, "terminated" if terminated else "interrupted")
+        what = "recording" if source.info.is_live else "partial output"
+        if terminated:
+            print(f"lowlight-rt: terminated (SIGTERM): {what} saved to {out_path} "
+                  f"({stats.frames_out} frames)", file=sys.stderr)
+            return EXIT_TERMINATED
         if source.info.is_live:
             return EXIT_OK  # Ctrl-C is how a live recording ends; the file is complete
-        print(f"lowlight-rt: interrupted: partial output saved to {out_path} "
+        print(f"lowlight-rt: interrupted: {what} saved to {out_path} "
               f"({stats.frames_out} frames)", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as e:

@@ -103,13 +103,15 @@ class Pipeline:
         stops with its last frame).
         """
         self._stop.set()
-        self.source.stop()
-        self.worker.stop()
-        if self._writer is not None and self._writer is not threading.current_thread():
-            self._writer.join(timeout)
-        if self._t_end is None:
-            self._t_end = time.perf_counter()
-        self._close_sinks(partial=not self._completed or self._cut)
+        try:
+            self.source.stop()
+            self.worker.stop()
+            if self._writer is not None and self._writer is not threading.current_thread():
+                self._writer.join(timeout)
+        finally:  # a signal (Ctrl-C, SIGTERM) raised while joining must not skip the finalisation
+            if self._t_end is None:
+                self._t_end = time.perf_counter()
+            self._close_sinks(partial=not self._completed or self._cut)
 
     def run(self, progress: Callable[[PipelineStats], None] | None = None, interval: float = 0.5,
             max_frames: int | None = None) -> PipelineStats:

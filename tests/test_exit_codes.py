@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import time
 from pathlib import Path
 
@@ -36,6 +37,7 @@ EXIT_CODES: dict[int, tuple[str, type | None, tuple[str, ...]]] = {
     6: ("EXIT_PARTIAL", errors.PartialOutputError, ("mid-way", "finalised", "partial")),
     7: ("EXIT_DEVICE", errors.DeviceError, ("device not available",)),
     130: ("EXIT_INTERRUPTED", None, ("interrupted", "ctrl-c", "finalised", "partial")),
+    143: ("EXIT_TERMINATED", None, ("terminated", "sigterm", "finalised")),
 }
 
 
@@ -148,6 +150,28 @@ def _case_ctrl_c_on_a_file(ctx):
     return ["--input", ctx.clip, "--out", ctx.tmp / "o.mp4"]  # no -q: the progress callback runs
 
 
+def _case_sigterm_on_a_file(ctx):
+    """SIGTERM (sent to this very process from the progress callback) while the file is half done."""
+    from lowlight_rt import jobs
+
+    original_submit, original_update = Engine.submit, jobs._Progress.update_stats
+
+    def slow(self, frames):
+        time.sleep(0.04 * len(frames))
+        return original_submit(self, frames)
+
+    def terminating(self, stats):
+        original_update(self, stats)
+        if stats.frames_out >= 2:
+            # without the CLI's handler SIGTERM would kill the test run itself
+            assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None), "no SIGTERM handler"
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    ctx.monkeypatch.setattr(Engine, "submit", slow)
+    ctx.monkeypatch.setattr(jobs._Progress, "update_stats", terminating)
+    return ["--input", ctx.clip, "--out", ctx.tmp / "o.mp4"]  # no -q: the progress callback runs
+
+
 def _case_no_cuda(ctx):
     ctx.monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     return ["--input", ctx.clip, "--out", ctx.tmp / "o.mp4", "--device", "cuda"]
@@ -213,6 +237,7 @@ CASES = [
     pytest.param(6, _case_partial, id="error mid-way"),
     pytest.param(7, _case_no_cuda, id="--device cuda without CUDA"),
     pytest.param(130, _case_ctrl_c_on_a_file, id="Ctrl-C on a file"),
+    pytest.param(143, _case_sigterm_on_a_file, id="SIGTERM on a file"),
 ]
 
 
@@ -226,7 +251,7 @@ def test_exit_code_through_the_cli(expected, build, clip, tmp_path, not_a_direct
     ctx = _Ctx(clip=media.copy(clip, tmp_path / "in.mp4"), tmp=tmp_path, not_a_directory=not_a_directory,
                monkeypatch=monkeypatch, marker=None)
     argv = [os.fspath(a) for a in build(ctx)]
-    if expected != 130:  # the Ctrl-C case needs the progress bar; elsewhere stderr holds only errors
+    if expected not in (130, 143):  # the signal cases need the progress bar; elsewhere stderr holds only errors
         argv.insert(0, "-q")
     code = main(argv)
     err = capsys.readouterr().err

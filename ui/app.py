@@ -18,7 +18,7 @@ from PyQt6.QtGui import (QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKey
 from PyQt6.QtWidgets import (QApplication, QComboBox, QFileDialog, QHBoxLayout, QInputDialog, QLabel,
                              QMainWindow, QSlider, QStyle, QToolBar, QVBoxLayout, QWidget)
 
-from lowlight_rt.errors import EXIT_INTERNAL, EXIT_OK
+from lowlight_rt.errors import EXIT_INTERNAL, EXIT_OK, EXIT_TERMINATED
 
 from .meters import LatencyMeter, RateMeter
 from .options import ViewerOptions
@@ -637,11 +637,20 @@ def run_viewer(options: ViewerOptions | Any = None, **kwargs: Any) -> int:
     app.setApplicationName("lowlight-rt")
     previous = install_excepthook()
     previous_sigint = signal.getsignal(signal.SIGINT)
+    previous_sigterm = signal.getsignal(signal.SIGTERM)
+    terminated = False
+
+    def on_sigterm(*_: Any) -> None:  # like Ctrl-C (the recording is finalised), but exit 143
+        nonlocal terminated
+        terminated = True
+        app.quit()
+
     try:
         signal.signal(signal.SIGINT, lambda *_: app.quit())
+        signal.signal(signal.SIGTERM, on_sigterm)
     except ValueError:  # not the main thread
-        previous_sigint = None
-    # Qt's event loop does not run Python code on its own: a timer lets the SIGINT handler run.
+        previous_sigint = previous_sigterm = None
+    # Qt's event loop does not run Python code on its own: a timer lets the signal handlers run.
     heartbeat = QTimer()
     heartbeat.timeout.connect(lambda: None)
     heartbeat.start(200)
@@ -650,8 +659,11 @@ def run_viewer(options: ViewerOptions | Any = None, **kwargs: Any) -> int:
         window.show()
         window.start()
         app.exec()
-        if not window._quitting:  # the event loop ended without the window closing (Ctrl-C)
+        if not window._quitting:  # the event loop ended without the window closing (Ctrl-C, SIGTERM)
             window.close()
+        if terminated:
+            print("lowlight-rt: terminated (SIGTERM): viewer closed, recordings finalised", file=sys.stderr)
+            return EXIT_TERMINATED
         return window.exit_code
     finally:
         heartbeat.stop()
@@ -659,3 +671,5 @@ def run_viewer(options: ViewerOptions | Any = None, **kwargs: Any) -> int:
         sys.excepthook = previous
         if previous_sigint is not None:
             signal.signal(signal.SIGINT, previous_sigint)
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
