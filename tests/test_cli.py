@@ -241,6 +241,32 @@ def test_max_frames_records_exactly_n_from_live_source(capsys, tmp_path):
     assert all(b > a for a, b in zip(pts, pts[1:]))
 
 
+def test_ctrl_c_ends_a_live_recording_with_exit_0(capsys, tmp_path, monkeypatch):
+    """README: for a live recording (camera / stream, ``--no-gui --out``) Ctrl-C is the normal way to
+    stop: exit 0 (not 130), no error line, and a complete, playable file of every frame counted."""
+    from lowlight_rt import jobs
+
+    original = jobs._Progress.update_stats
+
+    def interrupting(self, stats):  # Ctrl-C arrives in the main thread while frames are being written
+        original(self, stats)
+        if stats.frames_out >= 5:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(jobs._Progress, "update_stats", interrupting)
+    out = tmp_path / "rec.mp4"
+    # the fake camera stands in for a live source; --max-frames only guards against a run that never stops
+    code, _, err = run_cli(capsys, "--input", "fake:160x96@30", "--no-gui", "--out", out, "--max-frames", "600")
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert not [line for line in err.splitlines() if line.startswith("lowlight-rt:")], err
+    n = summary_counts(err)["frames_out"]
+    assert 5 <= n < 600
+    pts, size = media.read_video_pts(out)
+    assert len(pts) == n == media.count_decodable_frames(out) and size == (160, 96)
+    assert all(b > a for a, b in zip(pts, pts[1:]))
+
+
 # -- images ----------------------------------------------------------------------------------------
 def test_image_folder_round_trip(capsys, image_folder, tmp_path):
     before = sha256(image_folder)
