@@ -35,7 +35,8 @@ exit codes:
 examples:
   lowlight-rt --demo --out demo_clean.mp4        enhance the bundled demo clip
   lowlight-rt --input night.mp4 --out clean.mp4  enhance a video file (audio kept)
-  lowlight-rt --input photos/ --out bright/      enhance a folder of images
+  lowlight-rt --input photos/ --out bright/      enhance the images in a folder (subfolders are not
+                                                 entered; grey stays grey, alpha is kept)
   lowlight-rt --camera 0                         live viewer on the first camera
   lowlight-rt --camera 0 --no-gui --out rec.mp4  record enhanced camera video headless
   lowlight-rt --input rtsp://host/stream --view  live viewer on a network stream

@@ -102,7 +102,8 @@ def run_job(spec: str | int, out: str | os.PathLike, engine: Engine, options: Jo
     except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: the pipeline has finalised the output
         stats = pipeline.stats
         terminated = isinstance(e, Terminated)
-        _finish(bar, stats, options, engine, model_name, out_path, "terminated" if terminated else "interrupted")
+        _finish(bar, stats, options, engine, model_name, out_path, "terminated" if terminated else "interrupted",
+                source)
         what = "recording" if source.info.is_live else "partial output"
         if terminated:
             print(f"lowlight-rt: terminated (SIGTERM): {what} saved to {out_path} "
@@ -115,7 +116,7 @@ def run_job(spec: str | int, out: str | os.PathLike, engine: Engine, options: Jo
         return EXIT_INTERRUPTED
     except Exception as e:
         stats = pipeline.stats
-        _finish(bar, stats, options, engine, model_name, out_path, "failed")
+        _finish(bar, stats, options, engine, model_name, out_path, "failed", source)
         if stats.frames_out > 0:
             reason = str(e) if isinstance(e, LowlightError) else f"{type(e).__name__}: {e}"
             raise PartialOutputError(f"{' '.join(reason.split())} -- partial output saved to {out_path} "
@@ -123,7 +124,7 @@ def run_job(spec: str | int, out: str | os.PathLike, engine: Engine, options: Jo
         if not existed:
             _remove_empty_output(out_path)
         raise
-    _finish(bar, stats, options, engine, model_name, out_path, "done")
+    _finish(bar, stats, options, engine, model_name, out_path, "done", source)
     return EXIT_OK
 
 
@@ -167,16 +168,28 @@ def _progress_bar(source: Source, out: Path) -> _Progress:
 
 
 def _finish(bar: _Progress | None, stats: PipelineStats, options: JobOptions, engine: Engine,
-            model_name: str, out: Path, state: str) -> None:
+            model_name: str, out: Path, state: str, source: Source | None = None) -> None:
     if bar is not None:
         bar.close()
     if options.quiet:
         return
-    print(summary_text(stats, engine, model_name, out, state), file=sys.stderr)
+    notes = _source_notes(source)
+    print(summary_text(stats, engine, model_name, out, state, notes=notes), file=sys.stderr)
 
 
-def summary_text(stats: PipelineStats, engine: Engine, model_name: str, out: Path, state: str) -> str:
-    """The end-of-run summary: frames in/out, dropped, decode errors, per-stage speed."""
+def _source_notes(source: Source | None) -> list[tuple[str, str]]:
+    if source is None:
+        return []
+    try:
+        return list(source.summary_notes())
+    except Exception:  # noqa: BLE001 - the summary never fails a run that succeeded
+        return []
+
+
+def summary_text(stats: PipelineStats, engine: Engine, model_name: str, out: Path, state: str,
+                 notes: list[tuple[str, str]] | None = None) -> str:
+    """The end-of-run summary: frames in/out, dropped, decode errors, per-stage speed, and the
+    source's ``notes`` (``(label, text)``: skipped files, where a truncated input ended...)."""
     lines = [
         f"{state}: {out}",
         f"  frames in/out   {stats.frames_in} / {stats.frames_out}   dropped {stats.dropped}   "
@@ -187,4 +200,5 @@ def summary_text(stats: PipelineStats, engine: Engine, model_name: str, out: Pat
         f"capture {stats.capture_fps:.1f} FPS; inference {stats.inference_fps:.1f} FPS "
         f"({stats.infer_ms_per_frame:.1f} ms/frame); write {stats.write_ms_per_frame:.1f} ms/frame",
     ]
+    lines += [f"  {label:<15s} {text}" for label, text in notes or ()]
     return "\n".join(lines)

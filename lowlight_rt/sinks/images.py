@@ -27,15 +27,32 @@ def _encode_params(ext: str) -> list[int]:
     return []
 
 
-def write_image(path: str | os.PathLike, rgb: np.ndarray) -> None:
+# formats OpenCV writes with an alpha channel
+_ALPHA_EXTENSIONS = frozenset({".png", ".webp", ".tif", ".tiff"})
+
+
+def write_image(path: str | os.PathLike, rgb: np.ndarray, *, alpha: np.ndarray | None = None,
+                grey: bool = False) -> None:
     """Write ``(H, W, 3)`` uint8 RGB to ``path`` in the format its extension names.
 
+    ``grey``: written single-channel (the luma of ``rgb``), like the grey input it came from.
+    ``alpha``: an ``(H, W)`` uint8 plane written as the alpha channel (RGBA; grey + alpha becomes
+    RGBA with equal colour channels) where the format has one (PNG, WebP, TIFF); dropped otherwise.
     ``cv2.imencode`` + ``ndarray.tofile`` so non-ASCII paths work. Raises ``OutputError``.
     """
     path = Path(path)
     ext = path.suffix or _DEFAULT_EXT
+    if alpha is not None and (ext.lower() not in _ALPHA_EXTENSIONS or alpha.shape != rgb.shape[:2]):
+        alpha = None
+    if grey:
+        luma = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        picture = luma if alpha is None else cv2.merge([luma, luma, luma, alpha])
+    else:
+        picture = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        if alpha is not None:
+            picture = cv2.merge([*cv2.split(picture), alpha])
     try:
-        ok, buf = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), _encode_params(ext))
+        ok, buf = cv2.imencode(ext, picture, _encode_params(ext))
     except cv2.error:
         ok = False
     if not ok:
@@ -58,7 +75,8 @@ def _check_dir_writable(d: Path) -> None:
 
 
 class ImageFolderSink:
-    """Writes each enhanced image into ``out_dir`` under ``frame.name`` (same name, same format).
+    """Writes each enhanced image into ``out_dir`` under ``frame.name`` (same name, same format;
+    grey stays grey and alpha is copied, see :func:`write_image`).
 
     Frames without a name (video frames) are written as ``000000.png``, ``000001.png``, ...
     The folder is created if missing (its parent must exist). Writing over an input image is
@@ -98,7 +116,7 @@ class ImageFolderSink:
         src = frame.extra.get("path")
         if src is not None and target.exists() and os.path.samefile(src, target):
             raise OutputError(f"refusing to overwrite the input image: {target}")
-        write_image(target, enhanced)
+        write_image(target, enhanced, alpha=frame.extra.get("alpha"), grey=bool(frame.extra.get("grey")))
         self.frames_written += 1
 
     def close(self, partial: bool = False) -> None:
@@ -123,7 +141,7 @@ class ImageFileSink:
 
     def write(self, frame: Frame, enhanced: np.ndarray) -> None:
         """Write ``enhanced`` ``(H, W, 3)`` uint8 RGB; a second image overwrites the first."""
-        write_image(self.path, enhanced)
+        write_image(self.path, enhanced, alpha=frame.extra.get("alpha"), grey=bool(frame.extra.get("grey")))
         self.frames_written += 1
 
     def close(self, partial: bool = False) -> None:

@@ -336,6 +336,10 @@ class Source(abc.ABC):
                 return
             yield frame
 
+    def summary_notes(self) -> list[tuple[str, str]]:
+        """``(label, text)`` lines for the end-of-run summary (skipped files, a truncated input...)."""
+        return []
+
     @property
     def running(self) -> bool:
         """True while the capture thread is alive."""

@@ -7,6 +7,7 @@ import os
 import re
 import threading
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -15,8 +16,8 @@ import numpy as np
 from lowlight_rt.errors import InputError
 from lowlight_rt.sources.base import Source, SourceInfo
 
-__all__ = ["ImageSource", "IMAGE_EXTENSIONS", "ImageTooLargeError", "MAX_IMAGE_PIXELS", "is_image_path",
-           "read_image"]
+__all__ = ["ImageSource", "IMAGE_EXTENSIONS", "DecodedImage", "ImageHeader", "ImageTooLargeError",
+           "MAX_IMAGE_PIXELS", "decode_image", "image_header", "is_image_path", "read_image"]
 
 IMAGE_EXTENSIONS = frozenset({
     ".png", ".jpg", ".jpeg", ".jpe", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
@@ -54,12 +55,28 @@ class ImageTooLargeError(InputError):
 
 _PIL_LOCK = threading.Lock()
 
+# Pillow modes: single-channel (grey) ones, and ones that carry alpha
+_GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+_ALPHA_MODES = frozenset({"LA", "La", "PA", "RGBA", "RGBa"})
+_EXIF_ORIENTATION = 0x0112
 
-def image_header_size(data: np.ndarray) -> tuple[int, int] | None:
-    """``(width, height)`` from an encoded image's header (no pixels decoded), ``None`` if unknown.
 
-    Pillow reads only the header here; its decompression-bomb guard (which refuses to say the size)
-    is lifted for that moment, as nothing is decoded.
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image file's header says (read by Pillow without decoding any pixels)."""
+
+    width: int
+    height: int
+    grey: bool = False
+    alpha: bool = False
+    orientation: int = 1
+
+
+def image_header(data: np.ndarray) -> ImageHeader | None:
+    """The header of an encoded image (no pixels decoded), ``None`` for formats Pillow does not know.
+
+    Pillow's decompression-bomb guard (which refuses to say the size) is lifted for that moment,
+    as nothing is decoded.
     """
     try:
         from PIL import Image
@@ -70,17 +87,75 @@ def image_header_size(data: np.ndarray) -> tuple[int, int] | None:
         limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
         try:
             with Image.open(io.BytesIO(data.tobytes())) as im:
-                return int(im.size[0]), int(im.size[1])
+                mode = im.mode
+                alpha = mode in _ALPHA_MODES or (mode == "P" and "transparency" in im.info)
+                try:
+                    orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
+                except Exception:  # noqa: BLE001 - a broken EXIF block: keep the pixels as stored
+                    orientation = 1
+                return ImageHeader(int(im.size[0]), int(im.size[1]), grey=mode in _GREY_MODES,
+                                   alpha=alpha, orientation=orientation)
         except Exception:  # noqa: BLE001 - a format Pillow does not know, or a broken header
             return None
         finally:
             Image.MAX_IMAGE_PIXELS = limit
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray | None:
-    """Decode an image to ``(H, W, 3)`` uint8 RGB, upright per EXIF, or ``None`` if unreadable.
+def image_header_size(data: np.ndarray) -> tuple[int, int] | None:
+    """``(width, height)`` from an encoded image's header, ``None`` if unknown."""
+    header = image_header(data)
+    return None if header is None else (header.width, header.height)
 
-    Uses ``np.fromfile`` + ``cv2.imdecode`` so non-ASCII paths work on every OS.
+
+@dataclass
+class DecodedImage:
+    """A decoded image: the RGB the engine enhances, and what the output must keep of the file.
+
+    Attributes:
+        rgb: ``(H, W, 3)`` uint8 RGB, upright per EXIF.
+        alpha: ``(H, W)`` uint8 alpha plane (RGBA, grey + alpha, palette with transparency), else None.
+        grey: the file is single-channel: the output is written as grey too.
+    """
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None = None
+    grey: bool = False
+
+
+def _to_uint8(img: np.ndarray) -> np.ndarray | None:
+    if img.dtype == np.uint8:
+        return img
+    if img.dtype == np.uint16:
+        return (img.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+    if np.issubdtype(img.dtype, np.floating):
+        return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return None
+
+
+def _apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
+    """Rotate / mirror ``img`` upright per its EXIF orientation (1..8), as ``IMREAD_COLOR`` does."""
+    if orientation == 2:
+        return cv2.flip(img, 1)
+    if orientation == 3:
+        return cv2.rotate(img, cv2.ROTATE_180)
+    if orientation == 4:
+        return cv2.flip(img, 0)
+    if orientation == 5:
+        return cv2.transpose(img)
+    if orientation == 6:
+        return cv2.rotate(img, cv2.ROTATE_90_CLOCKWISE)
+    if orientation == 7:
+        return cv2.rotate(cv2.transpose(img), cv2.ROTATE_180)
+    if orientation == 8:
+        return cv2.rotate(img, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    return img
+
+
+def decode_image(path: str | os.PathLike) -> DecodedImage | None:
+    """Decode an image file (see :class:`DecodedImage`), or ``None`` if unreadable.
+
+    Uses ``np.fromfile`` + ``cv2.imdecode`` so non-ASCII paths work on every OS. 16-bit and float
+    images are scaled to 8 bits.
 
     Raises:
         ImageTooLargeError: the header claims more than :data:`MAX_IMAGE_PIXELS` pixels.
@@ -91,41 +166,75 @@ def read_image(path: str | os.PathLike) -> np.ndarray | None:
         return None
     if data.size == 0:
         return None
-    size = image_header_size(data)
-    if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
-        raise ImageTooLargeError(path, *size)
-    # IMREAD_COLOR applies the EXIF orientation (phone photos come out upright) and drops alpha;
-    # ANYDEPTH keeps 16-bit / float data so it can be scaled to 8 bits below
+    header = image_header(data)
+    if header is not None and header.width * header.height > MAX_IMAGE_PIXELS:
+        raise ImageTooLargeError(path, header.width, header.height)
+    if header is not None and header.alpha:
+        # IMREAD_UNCHANGED keeps alpha but not the EXIF orientation: applied below
+        flags = cv2.IMREAD_UNCHANGED
+    elif header is not None and header.grey:
+        flags = cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH
+    else:
+        # IMREAD_COLOR applies the EXIF orientation (phone photos come out upright);
+        # ANYDEPTH keeps 16-bit / float data so it can be scaled to 8 bits
+        flags = cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH
     try:
-        img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+        img = cv2.imdecode(data, flags)
     except cv2.error as exc:  # OpenCV's own size limit (formats Pillow cannot parse), or a bad file
         if "CV_IO_MAX_IMAGE" in str(exc):
-            raise ImageTooLargeError(path, *(size or (None, None))) from None
+            raise ImageTooLargeError(path, *((header.width, header.height) if header else (None, None))) from None
         return None
     if img is None or img.size == 0:
         return None
-    if img.dtype != np.uint8:
-        if img.dtype == np.uint16:
-            img = (img.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
-        elif np.issubdtype(img.dtype, np.floating):
-            img = (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-        else:
-            return None
+    img = _to_uint8(img)
+    if img is None:
+        return None
+    if flags == cv2.IMREAD_UNCHANGED and header is not None:
+        img = _apply_orientation(img, header.orientation)
     if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+        return DecodedImage(cv2.cvtColor(img, cv2.COLOR_GRAY2RGB), grey=True)
     if img.shape[2] == 4:
-        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+        grey = bool(header is not None and header.grey)
+        return DecodedImage(cv2.cvtColor(img, cv2.COLOR_BGRA2RGB), alpha=np.ascontiguousarray(img[..., 3]),
+                            grey=grey)
     if img.shape[2] == 3:
-        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        return DecodedImage(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+    if img.shape[2] == 2:  # grey + alpha
+        return DecodedImage(cv2.cvtColor(np.ascontiguousarray(img[..., 0]), cv2.COLOR_GRAY2RGB),
+                            alpha=np.ascontiguousarray(img[..., 1]), grey=True)
     return None
 
 
-class ImageSource(Source):
-    """Reads one image or every image in a folder (not recursive), in natural name order.
+def read_image(path: str | os.PathLike) -> np.ndarray | None:
+    """Decode an image to ``(H, W, 3)`` uint8 RGB, upright per EXIF, or ``None`` if unreadable.
 
-    ``Frame.name`` is the file name (image sinks reuse it); ``Frame.extra["path"]`` the full path.
-    Unreadable images are skipped and counted in ``stats.decode_errors``; ``InputError`` if none is
-    readable. ``info`` describes the first readable image (later images may differ in size).
+    Raises:
+        ImageTooLargeError: the header claims more than :data:`MAX_IMAGE_PIXELS` pixels.
+    """
+    decoded = decode_image(path)
+    return None if decoded is None else decoded.rgb
+
+
+#: how many skipped / ignored files the summary names before it only counts the rest
+NAMES_SHOWN = 5
+_UNREADABLE = "not a readable image"
+
+
+def name_list(names: list[str], shown: int = NAMES_SHOWN) -> str:
+    """``a, b, c`` for the first ``shown`` names, then ``and N more``."""
+    text = ", ".join(names[:shown])
+    return text + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
+class ImageSource(Source):
+    """Reads one image or every image in a folder, in natural name order. Subfolders are not entered.
+
+    ``Frame.name`` is the file name (image sinks reuse it); ``Frame.extra["path"]`` the full path,
+    ``Frame.extra["alpha"]`` the alpha plane of an image that has one and ``Frame.extra["grey"]``
+    True for a single-channel image (the engine enhances RGB; image sinks write alpha and grey
+    back). Unreadable images are skipped, counted in ``stats.decode_errors`` and listed in
+    :attr:`skipped` with the reason; ``InputError`` if none is readable. ``info`` describes the
+    first readable image (later images may differ in size).
     """
 
     def __init__(self, path: str | os.PathLike, *, proc_size: int | None = None, size_multiple: int = 8,
@@ -133,18 +242,33 @@ class ImageSource(Source):
         super().__init__(proc_size=proc_size, size_multiple=size_multiple, live=False,
                          queue_size=queue_size)
         self.path = os.fspath(path)
+        #: ``(file name, reason)`` of every image that could not be read, in order
+        self.skipped: list[tuple[str, str]] = []
+        #: subfolders (not entered) and files that are not images, by name
+        self.ignored_folders: list[str] = []
+        self.ignored_files: list[str] = []
         p = Path(self.path)
         if not p.exists():
             raise InputError(f"input not found: {self.path}")
         self._folder = p.is_dir()
         if self._folder:
             try:
-                entries = [e for e in p.iterdir() if e.is_file() and is_image_path(e)]
+                children = sorted(p.iterdir(), key=lambda e: _natural_key(e.name))
             except OSError as exc:
                 raise InputError(f"cannot list folder {self.path}: {exc.strerror}") from None
+            entries = []
+            for e in children:
+                if e.is_dir():
+                    self.ignored_folders.append(e.name + "/")
+                elif e.is_file() and is_image_path(e):
+                    entries.append(e)
+                else:
+                    self.ignored_files.append(e.name)
             if not entries:
-                raise InputError(f"no images in folder {self.path} (png, jpg, tif, bmp, webp, ...)")
-            self.files = sorted(entries, key=lambda e: _natural_key(e.name))
+                sub = (f"; its {len(self.ignored_folders)} subfolder(s) are not entered"
+                       if self.ignored_folders else "")
+                raise InputError(f"no images in folder {self.path} (png, jpg, tif, bmp, webp, ...){sub}")
+            self.files = entries
         else:
             self.files = [p]
         # find the first readable image now, so a folder of junk fails at open time
@@ -159,9 +283,25 @@ class ImageSource(Source):
             what = "image" if len(self.files) == 1 else f"any of the {len(self.files)} images"
             raise InputError(f"cannot read {what} in {self.path}")
         self._first = first
-        self.info = SourceInfo(width=first.shape[1], height=first.shape[0], fps=None, time_base=None,
+        self.info = SourceInfo(width=first.rgb.shape[1], height=first.rgb.shape[0], fps=None, time_base=None,
                                is_live=False, frame_count=len(self.files), path=self.path,
                                kind="images")
+
+    def summary_notes(self) -> list[tuple[str, str]]:
+        """Summary lines naming the images that were skipped and what the folder held besides images."""
+        notes = []
+        if self.skipped:
+            names = [name if reason == _UNREADABLE else f"{name} ({reason})" for name, reason in self.skipped]
+            what = "image" if len(names) == 1 else "images"
+            notes.append(("skipped", f"{len(names)} unreadable {what}: {name_list(names)}"))
+        ignored = []
+        if self.ignored_folders:
+            ignored.append(f"{len(self.ignored_folders)} subfolder(s), not entered: {name_list(self.ignored_folders)}")
+        if self.ignored_files:
+            ignored.append(f"{len(self.ignored_files)} non-image file(s): {name_list(self.ignored_files)}")
+        if ignored:
+            notes.append(("ignored", "; ".join(ignored)))
+        return notes
 
     def _capture(self) -> None:
         if self._skipped_before:
@@ -175,18 +315,29 @@ class ImageSource(Source):
             if img is None:
                 self.stats.add("decode_errors")
                 continue
-            frame = self._frame_from_rgb(img, name=f.name, extra={"path": str(f)})
+            extra: dict = {"path": str(f)}
+            if img.alpha is not None:
+                extra["alpha"] = img.alpha
+            if img.grey:
+                extra["grey"] = True
+            frame = self._frame_from_rgb(img.rgb, name=f.name, extra=extra)
             if not self._emit(frame):
                 return
 
-    def _read(self, path: Path) -> np.ndarray | None:
-        """:func:`read_image`; in a folder an image too large to decode is skipped like an unreadable one."""
+    def _read(self, path: Path) -> DecodedImage | None:
+        """:func:`decode_image`; in a folder an image too large to decode is skipped like an unreadable
+        one. Every skipped image is recorded in :attr:`skipped`."""
         try:
-            return read_image(path)
-        except ImageTooLargeError:
+            decoded = decode_image(path)
+        except ImageTooLargeError as exc:
             if not self._folder:
                 raise
+            self.skipped.append((path.name, f"image too large: {exc.width} x {exc.height}"
+                                 if exc.width else "image too large"))
             return None
+        if decoded is None:
+            self.skipped.append((path.name, _UNREADABLE))
+        return decoded
 
     def _close(self) -> None:
         self._first = None
