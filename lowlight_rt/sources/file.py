@@ -71,6 +71,9 @@ class FileSource(Source):
         self._counts = {"packets": 0}
         self._seeked = False
         self.missing_frames = 0
+        #: ``(seconds reached, seconds stated)`` when the data ended before the stated duration
+        self.ended_early: tuple[float, float] | None = None
+        self._end_s = 0.0  # end (pts + duration, from the start) of the last frame handed over
         self._frames = self._new_iterator()
         try:
             first = next(self._frames, None)
@@ -188,6 +191,7 @@ class FileSource(Source):
                     vf = None
             if vf is None:
                 self._count_missing()
+                self._check_ended_early()
                 if not self.loop or last_pts is None:
                     return
                 self._do_seek(0.0)
@@ -221,6 +225,8 @@ class FileSource(Source):
                 return
             with self._control:
                 self._position = pos
+            step = float(vf.duration * tb) if vf.duration and tb else (1.0 / self.info.fps if self.info.fps else 0.0)
+            self._end_s = max(self._end_s, pos + step)
 
     def _count_missing(self) -> None:
         """At the end of a straight pass: frames the index lists but the file does not contain
@@ -232,6 +238,28 @@ class FileSource(Source):
         if missing > 0:
             self.missing_frames = missing
             self.stats.add("decode_errors", missing)
+
+    def _check_ended_early(self) -> None:
+        """At the end of a straight pass: did the data stop before the duration the file states?
+
+        A file cut short (an interrupted copy or download, a recording that was killed) keeps the
+        duration of its header or index. Gaps under 2 frames or 0.25 s are not reported (rounding,
+        the last frame's duration, audio a little longer than the video).
+        """
+        stated = self.info.duration
+        if self._seeked or self.loop or self.stopping or not stated or self._end_s <= 0:
+            return
+        tolerance = max(0.25, 2.0 / self.info.fps if self.info.fps else 0.0)
+        if stated - self._end_s > tolerance:
+            self.ended_early = (self._end_s, stated)
+
+    def summary_notes(self) -> list[tuple[str, str]]:
+        """A warning when the input ended before its stated duration (see :meth:`_check_ended_early`)."""
+        if self.ended_early is None:
+            return []
+        reached, stated = self.ended_early
+        missing = f", {self.missing_frames} frames missing" if self.missing_frames else ""
+        return [("warning", f"input ended at {reached:.2f} s of {stated:.2f} s (the file is cut short{missing})")]
 
     def _pace(self, due: float) -> bool:
         """Wait until ``due`` (perf_counter); False if interrupted by stop / seek / pause."""
