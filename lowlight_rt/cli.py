@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from . import __version__
-from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE, InputError,
-                     LowlightError, OutputError, Terminated)
+from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE, DeviceError,
+                     InputError, LowlightError, OutputError, Terminated)
 
 EPILOG = """\
 exit codes:
@@ -28,7 +28,7 @@ exit codes:
   4    output not writable, or output path equals the input
   5    unknown model name, or a file that is not a lowlight-rt checkpoint
   6    an error stopped processing mid-way: the output was finalised but is PARTIAL
-  7    requested device not available (e.g. --device cuda without CUDA)
+  7    requested device not available (e.g. --device cuda without CUDA, or no display for the viewer)
   130  interrupted (Ctrl-C): the output was finalised but is PARTIAL
   143  terminated (SIGTERM: kill, timeout, systemd, docker stop): the output was finalised
 
@@ -327,14 +327,30 @@ def _build_engine(args: argparse.Namespace):
 
 
 def _run_headless(args: argparse.Namespace, spec: str | int, is_live: bool) -> int:
-    from .jobs import JobOptions, run_job
+    from .jobs import JobOptions, check_output_kind, run_job
+    from .sources import source_kind
 
     _check_output(spec, args.out)
+    kind = source_kind(spec)
+    check_output_kind(spec, args.out, kind=kind, image_count=_image_count(spec) if kind == "images" else None)
     engine, info = _build_engine(args)
     options = JobOptions(side_by_side=args.side_by_side, crf=args.crf, preset=args.preset,
                          batch_size=args.batch, max_frames=args.max_frames, quiet=args.quiet,
                          camera_options=_camera_options(args), stream_options=_stream_options(args))
     return run_job(spec, args.out, engine, options, model_name=info.get("name", args.model or ""))
+
+
+def _image_count(spec: str | int) -> int | None:
+    """How many image files an image input holds (1 for a file), ``None`` if it cannot be listed."""
+    from .sources import is_image_path
+
+    path = Path(str(spec))
+    if not path.is_dir():
+        return 1
+    try:
+        return sum(1 for p in path.iterdir() if p.is_file() and is_image_path(p))
+    except OSError:
+        return None
 
 
 def _camera_options(args: argparse.Namespace) -> dict | None:
@@ -353,12 +369,99 @@ def _stream_options(args: argparse.Namespace) -> dict:
     return {"open_timeout": args.timeout, "read_timeout": args.timeout, "max_retries": max(0, args.retries)}
 
 
+#: Qt platforms that need no display server
+_HEADLESS_QT_PLATFORMS = frozenset({"offscreen", "minimal", "minimalegl", "vnc", "linuxfb", "eglfs", "vkkhrdisplay"})
+#: the Debian / Ubuntu packages Qt's xcb platform plugin needs beyond a plain X11 client
+XCB_PACKAGES = "libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0"
+_HEADLESS_HINT = "record headless with --no-gui --out rec.mp4, or run the viewer under xvfb-run"
+
+
 def _check_display() -> None:
-    """Raise ``OutputError`` (one line) when Qt has no screen to open the viewer on (Qt would abort)."""
-    if sys.platform.startswith("linux") and not os.environ.get("QT_QPA_PLATFORM") \
-            and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
-        raise OutputError("no display for the viewer (DISPLAY is not set); record headless with "
-                          "--no-gui --out rec.mp4, or set QT_QPA_PLATFORM=offscreen")
+    """Raise ``DeviceError`` (one line, exit 7) when Qt could not open the viewer's window.
+
+    Qt does not report that: it aborts the process (exit 134) with a multi-line message when its
+    platform plugin cannot load (xcb libraries missing) or cannot reach the display. So before the
+    application is created: which platform Qt will use (``QT_QPA_PLATFORM``, else xcb, or
+    Wayland in a Wayland session); for xcb, that ``DISPLAY`` is set, that the plugin library loads
+    (its system libraries are installed) and that the X server answers.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    requested = os.environ.get("QT_QPA_PLATFORM", "").strip().lower()
+    platform = requested.split(";")[0].split(":")[0].strip()
+    if platform in _HEADLESS_QT_PLATFORMS:
+        return
+    display, wayland = os.environ.get("DISPLAY", ""), os.environ.get("WAYLAND_DISPLAY", "")
+    if not platform:
+        if wayland and os.environ.get("XDG_SESSION_TYPE", "").lower() == "wayland":
+            return  # Qt picks its Wayland plugin (and falls back to xcb itself)
+        if not display and not wayland:
+            raise DeviceError(f"no display for the viewer (DISPLAY is not set): {_HEADLESS_HINT}, "
+                              f"or set QT_QPA_PLATFORM=offscreen")
+        platform = "xcb" if display else "wayland"
+    if platform == "wayland":
+        if not wayland:
+            raise DeviceError(f"no display for the viewer (QT_QPA_PLATFORM=wayland but WAYLAND_DISPLAY is "
+                              f"not set): {_HEADLESS_HINT}")
+        return
+    if platform != "xcb":
+        return  # another platform plugin: Qt's own checks
+    if not display:
+        raise DeviceError(f"no display for the viewer (DISPLAY is not set): {_HEADLESS_HINT}")
+    problem = _xcb_plugin_problem()
+    if problem:
+        raise DeviceError(f"the viewer cannot start: Qt's xcb platform plugin does not load ({problem}); "
+                          f"install its system libraries (Debian/Ubuntu: apt-get install {XCB_PACKAGES}), "
+                          f"or {_HEADLESS_HINT}")
+    if not _x_server_answers(display):
+        raise DeviceError(f"no display for the viewer: cannot connect to the X server at DISPLAY={display}; "
+                          f"{_HEADLESS_HINT}")
+
+
+def _load_library(path: str):
+    import ctypes
+
+    return ctypes.CDLL(path)
+
+
+def _xcb_plugin_problem() -> str | None:
+    """Why Qt's xcb plugin library would not load (e.g. ``libxcb-icccm.so.4 not found``), or None."""
+    try:
+        from PyQt6.QtCore import QLibraryInfo
+
+        plugins = Path(QLibraryInfo.path(QLibraryInfo.LibraryPath.PluginsPath))
+    except Exception:  # noqa: BLE001 - no PyQt6: the import of the viewer reports it
+        return None
+    plugin = plugins / "platforms" / "libqxcb.so"
+    if not plugin.exists():
+        return f"{plugin} is missing"
+    try:
+        _load_library(str(plugin))
+    except OSError as exc:
+        reason = " ".join(str(exc).split())
+        missing = reason.split(":", 1)[0].strip()
+        return f"{missing} not found" if "No such file" in reason and missing.startswith("lib") else reason
+    return None
+
+
+def _x_server_answers(display: str) -> bool:
+    """True if an X11 connection to ``display`` opens (through libxcb, as Qt would)."""
+    import ctypes
+
+    try:
+        xcb = _load_library("libxcb.so.1")
+    except OSError:
+        return True  # cannot tell; the plugin check above loaded libxcb already
+    xcb.xcb_connect.restype = ctypes.c_void_p
+    xcb.xcb_connect.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+    xcb.xcb_connection_has_error.argtypes = [ctypes.c_void_p]
+    xcb.xcb_disconnect.argtypes = [ctypes.c_void_p]
+    connection = xcb.xcb_connect(display.encode(), None)
+    try:
+        return connection is not None and xcb.xcb_connection_has_error(connection) == 0
+    finally:
+        if connection is not None:
+            xcb.xcb_disconnect(connection)
 
 
 def _run_viewer(args: argparse.Namespace, spec: str | int) -> int:

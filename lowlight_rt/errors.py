@@ -24,6 +24,13 @@ class LowlightError(Exception):
     exit_code = EXIT_INTERNAL
 
 
+class UsageError(LowlightError):
+    """A command line that cannot work, found after parsing: e.g. an output format that cannot
+    hold the input (an image into ``.mp4``, a video into ``.png`` or a folder)."""
+
+    exit_code = EXIT_USAGE
+
+
 class InputError(LowlightError):
     """The input cannot be opened or read (missing, not media, camera absent, stream unreachable)."""
 

@@ -12,15 +12,50 @@ from pathlib import Path
 from typing import Any
 
 from .engine import Engine
-from .errors import (EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, LowlightError, OutputError,
-                     PartialOutputError, Terminated)
+from .errors import (EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, LowlightError, PartialOutputError,
+                     Terminated, UsageError)
 from .pipeline import Pipeline, PipelineStats
 from .sinks import ImageFileSink, ImageFolderSink, VideoFileSink, check_output_path
-from .sources import IMAGE_EXTENSIONS, open_source
+from .sources import IMAGE_EXTENSIONS, open_source, source_kind
 from .sources.base import Source
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".ts", ".flv"})
 """Output names that mean a video file (refused for image inputs instead of becoming a folder)."""
+
+H264_CONTAINERS = frozenset(VIDEO_EXTENSIONS - {".webm"})
+"""Video outputs the H.264 sink can write (WebM holds only VP8/VP9/AV1)."""
+
+
+def check_output_kind(spec: str | int, out: str | os.PathLike, *, kind: str | None = None,
+                      image_count: int | None = None) -> None:
+    """Raise ``UsageError`` (exit 2) when ``out`` cannot hold what ``spec`` gives.
+
+    Images give images (an image file, or a folder), anything else gives video (a video file):
+    an image into ``.mp4``, a video into ``.png``, into a folder or into a name without a video
+    extension are usage errors. ``kind`` (``source_kind``'s) and ``image_count`` (files of an image
+    input, when known) refine the check; run before anything is loaded or written.
+    """
+    raw = os.fspath(out)
+    path = Path(raw)
+    suffix = path.suffix.lower()
+    as_folder = raw.endswith(("/", os.sep)) or path.is_dir()
+    kind = kind or source_kind(spec)
+    if kind == "images":
+        if suffix in VIDEO_EXTENSIONS and not as_folder:
+            raise UsageError(f"{raw}: an image input gives images, not a video: write to an image file "
+                             f"(e.g. out.png) or a folder")
+        if suffix in IMAGE_EXTENSIONS and not as_folder and (image_count or 0) > 1:
+            raise UsageError(f"{raw}: {image_count} input images need an output folder, not one image file")
+        return
+    if as_folder:
+        raise UsageError(f"{raw}: a video input needs a video file output (e.g. out.mp4), not a folder")
+    if suffix in IMAGE_EXTENSIONS:
+        raise UsageError(f"{raw}: a video input needs a video file output (.mp4, .mkv, .mov), not an image")
+    if suffix == ".webm":
+        raise UsageError(f"{raw}: WebM cannot hold the H.264 video lowlight-rt writes: use .mp4, .mkv or .mov")
+    if suffix not in H264_CONTAINERS:
+        what = f"'{suffix}'" if suffix else "a name without extension"
+        raise UsageError(f"{raw}: cannot tell a video format from {what}: use .mp4, .mkv or .mov")
 
 @dataclass
 class JobOptions:
@@ -45,21 +80,20 @@ def open_input(spec: str | int, engine: Engine, *, realtime: bool = False, loop:
                        stream_options=stream_options)
 
 
-def open_output(out: Path, source: Source, options: JobOptions):
-    """The sink for ``out``: an image folder / image file for image inputs, else an H.264 MP4."""
+def open_output(out: str | os.PathLike, source: Source, options: JobOptions):
+    """The sink for ``out``: an image folder / image file for image inputs, else an H.264 MP4.
+
+    Raises ``UsageError`` when ``out`` cannot hold the input (:func:`check_output_kind`).
+    """
     info = source.info
-    if info.kind == "images":
-        suffix = out.suffix.lower()
-        if suffix in VIDEO_EXTENSIONS and not out.is_dir():
-            raise OutputError(f"{out}: an image input needs an image or folder output, not a video file")
-        if suffix in IMAGE_EXTENSIONS and not out.is_dir():
-            if (info.frame_count or 0) > 1:
-                raise OutputError(f"{out}: {info.frame_count} input images need an output folder, "
-                                  f"not one image file")
+    images = info.kind == "images"
+    check_output_kind(info.path or "", out, kind="images" if images else "video",
+                      image_count=info.frame_count if images else None)
+    raw, out = os.fspath(out), Path(out)
+    if images:
+        if out.suffix.lower() in IMAGE_EXTENSIONS and not out.is_dir() and not raw.endswith(("/", os.sep)):
             return ImageFileSink(out, input_path=info.path)
         return ImageFolderSink(out, input_dir=info.path)
-    if out.suffix.lower() in IMAGE_EXTENSIONS:
-        raise OutputError(f"{out}: a video input needs a video output (.mp4)")
     check_output_path(out, info.path)
     audio_from = info.path if (info.audio_stream_indices and info.path and not info.is_live) else None
     return VideoFileSink(out, info.width, info.height, time_base=info.time_base, fps=info.fps,
@@ -81,7 +115,7 @@ def run_job(spec: str | int, out: str | os.PathLike, engine: Engine, options: Jo
     source = open_input(spec, engine, camera_options=options.camera_options,
                         stream_options=options.stream_options)
     try:
-        sink = open_output(out_path, source, options)
+        sink = open_output(out, source, options)
     except BaseException:
         source.stop()
         raise

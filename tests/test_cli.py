@@ -25,7 +25,7 @@ import pytest
 from lowlight_rt import __version__
 from lowlight_rt.cli import main
 from lowlight_rt.engine import Engine
-from lowlight_rt.errors import (EXIT_INPUT, EXIT_INTERRUPTED, EXIT_MODEL, EXIT_OK, EXIT_OUTPUT,
+from lowlight_rt.errors import (EXIT_DEVICE, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_MODEL, EXIT_OK, EXIT_OUTPUT,
                                 EXIT_PARTIAL, EXIT_USAGE)
 from lowlight_rt.sources.file import FileSource
 from tests import media
@@ -294,11 +294,12 @@ def test_single_image(capsys, image_folder, tmp_path):
 
 
 def test_image_inputs_refuse_wrong_output_kind(capsys, image_folder, tmp_path):
+    """An output that cannot hold the input is a usage error (exit 2); see also test_output_kinds.py."""
     code, _, err = run_cli(capsys, "-q", "--input", image_folder, "--out", tmp_path / "x.mp4")
-    assert_one_error_line(err, code, EXIT_OUTPUT)
+    assert_one_error_line(err, code, EXIT_USAGE)
     assert not (tmp_path / "x.mp4").exists()
     code, _, err = run_cli(capsys, "-q", "--input", image_folder, "--out", tmp_path / "x.png")
-    assert_one_error_line(err, code, EXIT_OUTPUT)
+    assert_one_error_line(err, code, EXIT_USAGE)
     assert not (tmp_path / "x.png").exists()
 
 
@@ -392,8 +393,9 @@ def test_output_folder_missing(capsys, clip, tmp_path):
 
 
 def test_output_is_a_directory(capsys, clip, tmp_path):
+    """A video into a folder: the output format cannot hold the input, a usage error."""
     code, _, err = run_cli(capsys, "-q", "--input", clip, "--out", tmp_path)
-    assert_one_error_line(err, code, EXIT_OUTPUT)
+    assert "not a folder" in assert_one_error_line(err, code, EXIT_USAGE)
 
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root can write anywhere")
@@ -454,7 +456,7 @@ def test_viewer_without_display_is_one_line(capsys, monkeypatch, tmp_path):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(sys, "platform", "linux")
     code, _, err = run_cli(capsys, "-q", "--camera", "0")
-    assert "--no-gui" in assert_one_error_line(err, code, EXIT_OUTPUT)
+    assert "--no-gui" in assert_one_error_line(err, code, EXIT_DEVICE)
 
 
 def test_debug_shows_traceback(capsys, tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -29,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 EXIT_CODES: dict[int, tuple[str, type | None, tuple[str, ...]]] = {
     0: ("EXIT_OK", None, ("success",)),
     1: ("EXIT_INTERNAL", None, ("internal error",)),
-    2: ("EXIT_USAGE", None, ("bad command line",)),
+    2: ("EXIT_USAGE", errors.UsageError, ("bad command line",)),
     3: ("EXIT_INPUT", errors.InputError, ("input missing", "unreadable", "corrupt", "camera absent",
                                           "stream unreachable")),
     4: ("EXIT_OUTPUT", errors.OutputError, ("output", "not writable", "input")),
@@ -177,6 +178,19 @@ def _case_no_cuda(ctx):
     return ["--input", ctx.clip, "--out", ctx.tmp / "o.mp4", "--device", "cuda"]
 
 
+def _case_no_display(ctx):
+    import ui.app
+
+    def viewer_must_not_start(*args, **kwargs):  # Qt would abort this process
+        raise AssertionError("the viewer was started without a display")
+
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        ctx.monkeypatch.delenv(name, raising=False)
+    ctx.monkeypatch.setattr(sys, "platform", "linux")
+    ctx.monkeypatch.setattr(ui.app, "run_viewer", viewer_must_not_start)
+    return ["--input", ctx.clip, "--view"]
+
+
 def _case_not_a_checkpoint(ctx):
     fake = ctx.tmp / "weights.pt"
     fake.write_bytes(b"PK\x03\x04 this is not a checkpoint, only a zip header")
@@ -220,6 +234,8 @@ CASES = [
                  id="unknown option"),
     pytest.param(2, lambda ctx: ["--input", ctx.clip, "--camera", "0", "--out", ctx.tmp / "o.mp4"],
                  id="two inputs"),
+    pytest.param(2, lambda ctx: ["--input", ctx.clip, "--out", ctx.tmp / "o.png"],
+                 id="output format that cannot hold the input"),
     pytest.param(3, lambda ctx: ["--input", ctx.tmp / "missing.mp4", "--out", ctx.tmp / "o.mp4"],
                  id="missing input"),
     pytest.param(3, lambda ctx: ["--input", media.random_bytes_file(ctx.tmp / "r.mp4"), "--out", ctx.tmp / "o.mp4"],
@@ -236,6 +252,7 @@ CASES = [
     pytest.param(5, _case_malicious_checkpoint, id="checkpoint that would run code"),
     pytest.param(6, _case_partial, id="error mid-way"),
     pytest.param(7, _case_no_cuda, id="--device cuda without CUDA"),
+    pytest.param(7, _case_no_display, id="viewer without a display"),
     pytest.param(130, _case_ctrl_c_on_a_file, id="Ctrl-C on a file"),
     pytest.param(143, _case_sigterm_on_a_file, id="SIGTERM on a file"),
 ]

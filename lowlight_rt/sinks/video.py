@@ -10,7 +10,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from lowlight_rt.errors import OutputError
+from lowlight_rt.errors import OutputError, UsageError
 from lowlight_rt.frames import SWS_FROM_RGB, Frame
 
 __all__ = ["VideoFileSink", "check_output_path"]
@@ -89,8 +89,8 @@ class VideoFileSink:
       Ctrl-C or an error is playable.
 
     Raises:
-        OutputError: the path cannot be written, equals ``audio_from``, or the container cannot
-            hold one of the audio codecs (use .mkv).
+        OutputError: the path cannot be written or equals ``audio_from``.
+        UsageError: the container cannot hold one of the audio codecs (use .mkv).
     """
 
     def __init__(self, path: str | os.PathLike, width: int, height: int, *, time_base: Fraction | None,
@@ -188,9 +188,9 @@ class VideoFileSink:
             supported = self._out.supported_codecs
             for a in self._in.streams.audio:
                 name = a.codec_context.name
-                if name not in supported:
-                    raise OutputError(f"audio codec {name} cannot be stored in "
-                                      f"{Path(self.path).suffix or 'this container'}; use .mkv")
+                if name not in supported:  # the chosen format cannot hold the input: a usage error
+                    raise UsageError(f"audio codec {name} cannot be stored in "
+                                     f"{Path(self.path).suffix or 'this container'}; use .mkv")
                 o = self._out.add_stream_from_template(a)
                 for k, v in a.metadata.items():
                     if k not in ("handler_name", "vendor_id"):
