@@ -3,7 +3,8 @@
     python -m training.acceptance --student runs/rt/best.pt --data runs/data --shared ../shared/data \
         --teacher iat --out eval/acceptance --grid docs/images/student_grid.jpg
 
-``--data`` is the folder :mod:`training.data.layout` wrote (its ``val/`` sets). Every model runs the
+``--data`` is the folder :mod:`training.data.layout` wrote (its ``val/`` sets). Teachers (``--teacher``)
+appear in the by-eye grid only (they are far too slow for every frame of every clip). Every model runs the
 runtime path (network at its default processing size, operator on the full frame). The gate, with
 ``classical`` measured in the same run:
 
@@ -46,16 +47,11 @@ VAL_SETS = ("sice", "synthetic", "irrgb")
 IDENTITY_SETS = ("sice_normal", "irrgb/high")
 
 
-def _models(student: str, teachers: Sequence[str]) -> list[tuple[str, object]]:
-    """``[(label, model)]``: classical, classical as it was before its dark-chroma fix, teachers, student."""
-    out = [("classical", create_model("classical")),
-           ("classical-nofix", create_model("classical", grey_colour=0.0))]
-    for t in teachers:
-        model, label = load_any(t)
-        out.append((label, model))
+def _models(student: str) -> list[tuple[str, object]]:
+    """``[(label, model)]``: classical, classical as it was before its dark-chroma fix, the student."""
     model, _ = load_any(student)
-    out.append(("student", model))
-    return out
+    return [("classical", create_model("classical")),
+            ("classical-nofix", create_model("classical", grey_colour=0.0)), ("student", model)]
 
 
 def _paired_scores(model, folder: Path) -> dict[str, float]:
@@ -77,7 +73,8 @@ def run(student: str, data: Path, shared: Path, out: Path, teachers: Sequence[st
         grid: Path | None = None, max_frames: int = 240) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     torch.set_flush_denormal(True)
-    models = _models(student, teachers)
+    models = _models(student)
+    shown = [models[0]] + [(label, m) for m, label in (load_any(t) for t in teachers)] + [models[2]]
     report: dict = {"paired": {}, "identity": {}, "real": {}, "video": {}}
     for name in VAL_SETS:
         for label, m in models:
@@ -107,7 +104,7 @@ def run(student: str, data: Path, shared: Path, out: Path, teachers: Sequence[st
         for k in picks:
             if k < len(imgs):
                 grid_rows.append([(f"{name} {k}", imgs[k])] + [(label, enhance_frame(m, imgs[k], None))
-                                                                for label, m in models if label != "classical-nofix"])
+                                                                for label, m in shown])
     for clip in sorted((shared / "video").glob("*.mp4")):
         for label, m in models:
             report["video"].setdefault(clip.stem, {})[label] = video_measures(
@@ -116,9 +113,7 @@ def run(student: str, data: Path, shared: Path, out: Path, teachers: Sequence[st
         frames = list(read_frames(clip, 61))
         frame = frames[-1]
         row = [(f"{clip.stem[:16]} #60", frame)]
-        for label, m in models:
-            if label == "classical-nofix":
-                continue
+        for label, m in shown:
             if hasattr(m, "reset_state"):
                 m.reset_state()
                 for f in frames[:-1]:        # let temporal state settle as it would in a run

@@ -71,6 +71,32 @@ def neutralize_dark_chroma(offset: torch.Tensor, gain: torch.Tensor, low: torch.
     return torch.lerp(y_out, offset, s), gain * s
 
 
+def guard_highlights(offset: torch.Tensor, gain: torch.Tensor, low: torch.Tensor,
+                     radius: int = 1, margin: float = 3.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Limit an operator's detail gain so the brightest input nearby does not clip.
+
+    Written as ``out = base + gain * (x - low)`` with ``base = offset + gain * low`` (the output at
+    the grid's mean input), a pixel as bright as the neighbourhood's maximum ``m`` (max over a
+    ``(2 radius + 1)^2`` window of the grid, per channel) reaches ``base + gain * (m - low)``; the gain
+    is lowered so that ``base + gain * margin * (m - low)`` stays <= 1 (``base`` itself is kept), so
+    lamps and lit signs keep their shape instead of turning into flat white blobs. The grid sees
+    area averages, whose peaks understate the full-resolution ones (hence ``margin``); a light much
+    smaller than a grid cell can still clip.
+
+    Args:
+        offset: ``(B, 3, h, w)``; gain: ``(B, 1|3, h, w)`` >= 0; low: ``(B, 3, h, w)`` in [0, 1].
+    Returns:
+        ``(offset', gain')`` of the same shapes.
+    """
+    base = offset + gain * low
+    k = 2 * radius + 1
+    peak = torch.nn.functional.max_pool2d(low, k, stride=1, padding=radius)
+    room = (1.0 - base).clamp_min(0.0) / (margin * (peak - low)).clamp_min(1e-3)    # per channel
+    limit = room.amin(dim=1, keepdim=True) if gain.shape[1] == 1 else room
+    new_gain = torch.minimum(gain, limit)
+    return base - new_gain * low, new_gain
+
+
 class AffineOperatorModel(EnhancementModel):
     """Base class of families that predict ``(offset, gain)`` at low resolution (see module doc).
 

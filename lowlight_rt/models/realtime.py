@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .affine import AffineOperatorModel, apply_affine_operator, neutralize_dark_chroma
+from .affine import AffineOperatorModel, apply_affine_operator, guard_highlights, neutralize_dark_chroma
 from .registry import register_model
 
 
@@ -125,6 +125,9 @@ class RealtimeStudent(AffineOperatorModel):
             grey and above which its colour is the network's (smooth in between; see
             :func:`~lowlight_rt.models.affine.neutralize_dark_chroma`): near-black areas of compressed
             video carry only a codec bias, never colour. ``grey_colour=0`` disables it.
+        highlight_guard: scale the base so no channel exceeds 0.98 (hue kept: a lit yellow wall stays
+            yellow instead of clipping its red channel), and lower the detail gain where the brightest
+            input nearby would clip (see :func:`~lowlight_rt.models.affine.guard_highlights`).
     """
 
     default_proc_size = 256  # class-level default; the ``default_proc_size`` option overrides per instance
@@ -133,10 +136,12 @@ class RealtimeStudent(AffineOperatorModel):
 
     def __init__(self, width: int = 16, depth: int = 2, gain_channels: int = 1, train_scale: float = 2.5,
                  default_proc_size: int = 256, color_prior: bool = False,
-                 grey_black: float = 0.0, grey_colour: float = 0.0) -> None:
+                 grey_black: float = 0.0, grey_colour: float = 0.0, highlight_guard: bool = False) -> None:
         super().__init__(width=width, depth=depth, gain_channels=gain_channels, train_scale=train_scale,
                          default_proc_size=default_proc_size, color_prior=bool(color_prior),
-                         grey_black=float(grey_black), grey_colour=float(grey_colour))
+                         grey_black=float(grey_black), grey_colour=float(grey_colour),
+                         highlight_guard=bool(highlight_guard))
+        self.highlight_guard = bool(highlight_guard)
         if grey_colour and not 0.0 <= grey_black < grey_colour:
             raise ValueError("need 0 <= grey_black < grey_colour (or grey_colour=0 to disable)")
         self.grey_black, self.grey_colour = float(grey_black), float(grey_colour)
@@ -191,8 +196,12 @@ class RealtimeStudent(AffineOperatorModel):
             chroma = (c + e) / (c.mean(dim=1, keepdim=True) + e)
             chroma = F.interpolate(chroma, scale_factor=4.0, mode="bilinear", align_corners=False)  # 1/8 -> 1/2
             base = base * chroma[..., :gh, :gw]
+        if self.highlight_guard:   # hue-preserving roll-off: no channel of the base above 0.98
+            base = base * (0.98 / base.amax(dim=1, keepdim=True).clamp_min(0.98))
         gain = F.softplus(out[:, 3:]) * ratio  # detail gain relative to the normalising gain
         offset = torch.addcmul(base, gain, x_half, value=-1.0)
+        if self.highlight_guard:
+            offset, gain = guard_highlights(offset, gain, x_half)
         if self.grey_colour > 0:
             offset, gain = neutralize_dark_chroma(offset, gain, x_half, self.grey_black, self.grey_colour)
         return offset, gain
