@@ -89,7 +89,6 @@ def run(student: str, data: Path, shared: Path, out: Path, teachers: Sequence[st
                 psnrs.append(10 * np.log10(255.0 ** 2 / max(mse, 1e-10)))
             report["identity"].setdefault(name, {})[label] = {"psnr_vs_input": float(np.mean(psnrs)),
                                                               "min": float(np.min(psnrs))}
-    grid_rows = []
     for name in ("dicm", "lime"):
         imgs = _images(shared / "real-dark" / name)
         for label, m in models:
@@ -100,37 +99,43 @@ def run(student: str, data: Path, shared: Path, out: Path, teachers: Sequence[st
                 lum.append(float(luma(enh).mean()))
             report["real"].setdefault(name, {})[label] = {"clip_added": float(np.mean(added)),
                                                           "luma_out": float(np.mean(lum))}
-        picks = [1, 12, 33, 41] if name == "dicm" else [0, 3, 6]
-        for k in picks:
-            if k < len(imgs):
-                grid_rows.append([(f"{name} {k}", imgs[k])] + [(label, enhance_frame(m, imgs[k], None))
-                                                                for label, m in shown])
     for clip in sorted((shared / "video").glob("*.mp4")):
         for label, m in models:
             report["video"].setdefault(clip.stem, {})[label] = video_measures(
                 enhance_video(m, clip, None, max_frames)).as_dict()
             log.info("%s %s %s", clip.stem, label, report["video"][clip.stem][label])
+    if grid is not None:
+        write_grid(shown, shared, grid)
+    report["criteria"] = criteria(report)
+    report["pass"] = all(c["pass"] for c in report["criteria"])
+    (out / "acceptance.json").write_text(json.dumps(report, indent=1))
+    (out / "acceptance.md").write_text(markdown(report))
+    print(markdown(report))
+    return report
+
+
+def write_grid(shown: Sequence[tuple[str, object]], shared: Path, path: Path, width: int = 200) -> None:
+    """JPEG of input | models for a few real-dark photos and frame 60 of every clip (temporal state warmed up)."""
+    from PIL import Image
+
+    rows = []
+    for name, picks in (("dicm", [1, 12, 33, 41]), ("lime", [0, 3, 6])):
+        imgs = _images(shared / "real-dark" / name)
+        for k in picks:
+            if k < len(imgs):
+                rows.append([(f"{name} {k}", imgs[k])] + [(label, enhance_frame(m, imgs[k], None)) for label, m in shown])
+    for clip in sorted((shared / "video").glob("*.mp4")):
         frames = list(read_frames(clip, 61))
-        frame = frames[-1]
-        row = [(f"{clip.stem[:16]} #60", frame)]
+        row = [(f"{clip.stem[:16]} #60", frames[-1])]
         for label, m in shown:
             if hasattr(m, "reset_state"):
                 m.reset_state()
                 for f in frames[:-1]:        # let temporal state settle as it would in a run
                     enhance_frame(m, f, None)
-            row.append((label, enhance_frame(m, frame, None)))
-        grid_rows.append(row)
-    report["criteria"] = criteria(report)
-    report["pass"] = all(c["pass"] for c in report["criteria"])
-    (out / "acceptance.json").write_text(json.dumps(report, indent=1))
-    (out / "acceptance.md").write_text(markdown(report))
-    if grid is not None:
-        from PIL import Image
-
-        grid.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(make_grid(grid_rows, max_width=240)).save(grid, quality=80)
-    print(markdown(report))
-    return report
+            row.append((label, enhance_frame(m, frames[-1], None)))
+        rows.append(row)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(make_grid(rows, max_width=width)).save(path, quality=75)
 
 
 def criteria(r: dict) -> list[dict]:
@@ -201,8 +206,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", default="eval/acceptance")
     ap.add_argument("--grid", type=Path, default=None, help="write the by-eye grid (JPEG) here")
     ap.add_argument("--max-frames", type=int, default=240)
+    ap.add_argument("--grid-only", action="store_true", help="only write --grid (no measurements)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.grid_only:
+        if args.grid is None:
+            ap.error("--grid-only needs --grid")
+        model, _ = load_any(args.student)
+        shown = [("classical", create_model("classical"))] + [(l, m) for m, l in (load_any(t) for t in args.teacher)]
+        write_grid(shown + [("student", model)], Path(args.shared), args.grid)
+        return 0
     try:
         report = run(args.student, Path(args.data), Path(args.shared), Path(args.out), args.teacher,
                      args.grid, args.max_frames)
