@@ -77,3 +77,14 @@ def image_folder(tmp_path) -> Path:
         d, [(64, 48), (64, 48), (50, 30), (64, 48), (33, 21)],
         names=["img2.png", "img10.png", "img1.jpg", "nuit_été_🌙.png", "small.bmp"])
     return d
+
+
+@pytest.fixture
+def one_thread():
+    """Run the test with one torch thread (small networks on tiny inputs: threads only cost), then restore."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -16,12 +16,7 @@ from training.video_eval import (block_grid, chroma_deviation, clip_share, dark_
                                  video_measures)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _scene(h: int = 64, w: int = 96) -> np.ndarray:

@@ -27,12 +27,7 @@ needs_weights = pytest.mark.skipif(not all(f.is_file() for f, _, _ in FILES.valu
                                    reason="shared CPGA-Net+ weights absent")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def dark_scene(h: int = 48, w: int = 64, seed: int = 0) -> torch.Tensor:

@@ -36,12 +36,7 @@ PUBLISHED_PARAMS = 91_154
 needs_weights = pytest.mark.skipif(not (LOL.is_file() and EXP.is_file()), reason="../shared/weights/iat absent")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def read_image(path: Path, scale: int = 1) -> torch.Tensor:

@@ -15,12 +15,7 @@ OFFICIAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "weights" / "
 needs_official = pytest.mark.skipif(not OFFICIAL.is_file(), reason="../shared/weights/zero-dce absent")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def dark_scene(h: int = 48, w: int = 64, level: float = 0.08) -> torch.Tensor:

@@ -168,33 +168,34 @@ def criteria(r: dict) -> list[dict]:
     return rows
 
 
+def _table(title: str, key: str, rows: dict, labels: list[str], cell) -> list[str]:
+    """A markdown section: one row per entry of ``rows``, one column per model label, ``cell(scores)``."""
+    lines = ["", f"### {title}", "", f"| {key} | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
+    for name, scores in rows.items():
+        lines.append(f"| {name} | " + " | ".join(cell(scores[l]) for l in labels) + " |")
+    return lines
+
+
 def markdown(r: dict) -> str:
     labels = list(next(iter(r["paired"].values())).keys()) if r["paired"] else []
-    lines = ["### Validation sets (PSNR / SSIM, runtime path)", "",
-             "| set | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
-    for name, scores in r["paired"].items():
-        lines.append(f"| {name} | " + " | ".join(f"{scores[l]['psnr']:.2f} / {scores[l]['ssim']:.4f}" for l in labels) + " |")
-    lines += ["", "### Well-lit input: PSNR(output, input) dB (mean / min)", "",
-              "| set | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
-    for name, scores in r["identity"].items():
-        lines.append(f"| {name} | " + " | ".join(f"{scores[l]['psnr_vs_input']:.2f} / {scores[l]['min']:.2f}" for l in labels) + " |")
-    lines += ["", "### Real dark photos: added pixels at 255 (pp) / mean output luma", "",
-              "| set | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
-    for name, scores in r["real"].items():
-        lines.append(f"| {name} | " + " | ".join(f"{scores[l]['clip_added']:.2f} / {scores[l]['luma_out']:.1f}" for l in labels) + " |")
-    lines += ["", "### Night clips (first frames): luma / dark_cast / block / flicker / added clip (pp)", "",
-              "| clip | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
+    lines = _table("Validation sets (PSNR / SSIM, runtime path)", "set", r["paired"], labels,
+                   lambda s: f"{s['psnr']:.2f} / {s['ssim']:.4f}")
+    lines += _table("Well-lit input: PSNR(output, input) dB (mean / min)", "set", r["identity"], labels,
+                    lambda s: f"{s['psnr_vs_input']:.2f} / {s['min']:.2f}")
+    lines += _table("Real dark photos: added pixels at 255 (pp) / mean output luma", "set", r["real"], labels,
+                    lambda s: f"{s['clip_added']:.2f} / {s['luma_out']:.1f}")
+    lines += _table("Night clips (first frames): luma / dark_cast / block / flicker / added clip (pp)", "clip",
+                    r["video"], labels, lambda s: f"{s['luma_out']:.1f} / {s['dark_cast']:.2f} / {s['block']:.3f} / "
+                                                  f"{s['flicker']:.3f} / {s['clip_added']:.2f}")
     for clip, scores in r["video"].items():
-        lines.append(f"| {clip} | " + " | ".join(
-            f"{scores[l]['luma_out']:.1f} / {scores[l]['dark_cast']:.2f} / {scores[l]['block']:.3f} / "
-            f"{scores[l]['flicker']:.3f} / {scores[l]['clip_added']:.2f}" for l in labels) + " |")
         first = scores[labels[0]]
-        lines[-1] += f" input: luma {first['luma_in']:.1f}, dark_cast {first['dark_cast_in']:.2f}, block {first['block_in']:.3f}, flicker {first['flicker_in']:.3f}"
+        lines.append(f"- {clip} input: luma {first['luma_in']:.1f}, dark_cast {first['dark_cast_in']:.2f}, "
+                     f"block {first['block_in']:.3f}, flicker {first['flicker_in']:.3f}")
     lines += ["", "### Gate", "", "| criterion | student | limit | |", "|---|---:|---:|---|"]
     for c in r["criteria"]:
         lines.append(f"| {c['what']} | {c['value']} | {c['limit']} | {'PASS' if c['pass'] else 'FAIL'} |")
     lines += ["", f"**{'ALL PASS' if r['pass'] else 'NOT ALL PASS'}**", ""]
-    return "\n".join(lines)
+    return "\n".join(lines[1:])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
