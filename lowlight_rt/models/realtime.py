@@ -128,6 +128,16 @@ class RealtimeStudent(AffineOperatorModel):
         highlight_guard: scale the base so no channel exceeds 0.98 (hue kept: a lit yellow wall stays
             yellow instead of clipping its red channel), and lower the detail gain where the brightest
             input nearby would clip (see :func:`~lowlight_rt.models.affine.guard_highlights`).
+        keep_gate: predict one "keep" weight ``k`` in (0, 1) per frame from global statistics (the mean
+            deep features, log mean level, log 4-power mean level) and blend the operator towards the
+            identity: ``offset *= 1 - k``, ``gain = k + (1 - k) * gain``. A well-exposed frame then
+            stays itself (``k`` near 1) without the per-pixel maps having to reproduce it exactly.
+        temporal_alpha: at inference (``eval()`` mode) the operator grid is averaged over frames,
+            per grid cell, where the input did not change: weight ``temporal_alpha`` for the newest
+            frame where ``|low_t - low_{t-1}|`` is below ``motion`` (mean over colours, 0..1), 1
+            where it is above (moving objects never ghost). ``1.0`` disables it. A scene cut (mean
+            level changing by more than half) resets it; :meth:`reset_state` after a seek.
+        motion: the input change (0..1) above which a grid cell is treated as moving.
     """
 
     default_proc_size = 256  # class-level default; the ``default_proc_size`` option overrides per instance
@@ -136,11 +146,19 @@ class RealtimeStudent(AffineOperatorModel):
 
     def __init__(self, width: int = 16, depth: int = 2, gain_channels: int = 1, train_scale: float = 2.5,
                  default_proc_size: int = 256, color_prior: bool = False,
-                 grey_black: float = 0.0, grey_colour: float = 0.0, highlight_guard: bool = False) -> None:
+                 grey_black: float = 0.0, grey_colour: float = 0.0, highlight_guard: bool = False,
+                 keep_gate: bool = False, temporal_alpha: float = 1.0, motion: float = 0.03) -> None:
         super().__init__(width=width, depth=depth, gain_channels=gain_channels, train_scale=train_scale,
                          default_proc_size=default_proc_size, color_prior=bool(color_prior),
                          grey_black=float(grey_black), grey_colour=float(grey_colour),
-                         highlight_guard=bool(highlight_guard))
+                         highlight_guard=bool(highlight_guard), keep_gate=bool(keep_gate),
+                         temporal_alpha=float(temporal_alpha), motion=float(motion))
+        if not 0.0 < temporal_alpha <= 1.0:
+            raise ValueError("temporal_alpha must be in (0, 1]")
+        if motion <= 0:
+            raise ValueError("motion must be > 0")
+        self.temporal_alpha, self.motion = float(temporal_alpha), float(motion)
+        self._previous: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self.highlight_guard = bool(highlight_guard)
         if grey_colour and not 0.0 <= grey_black < grey_colour:
             raise ValueError("need 0 <= grey_black < grey_colour (or grey_colour=0 to disable)")
@@ -161,6 +179,10 @@ class RealtimeStudent(AffineOperatorModel):
         self.up1 = Up(4 * w, 2 * w)
         self.up0 = Up(2 * w, w, light=True)
         self.head = Pointwise(w, 3 + self.gain_channels)
+        self.keep_gate = nn.Linear(4 * w + 2, 1) if keep_gate else None
+        if self.keep_gate is not None:   # start near "enhance" (k ~ 0.02): a stage-2 init keeps its behaviour
+            nn.init.normal_(self.keep_gate.weight, std=1e-3)
+            nn.init.constant_(self.keep_gate.bias, -4.0)
         with torch.no_grad():  # start from detail gain ~ratio (keep detail), base ~0.5
             self.head.weight.mul_(0.1)
             self.head.bias.zero_()
@@ -182,7 +204,13 @@ class RealtimeStudent(AffineOperatorModel):
         ratio = 0.25 / level  # normalising gain, at most 25
         s0 = self.stem(x * ratio)
         s1 = self.down1(s0)
-        f = self.context(self.down2(s1), level.log().flatten(1))
+        deep = self.down2(s1)
+        f = self.context(deep, level.log().flatten(1))
+        keep = None
+        if self.keep_gate is not None:  # (B, 1, 1, 1) in (0, 1), from global statistics only
+            p4 = x.pow(4).mean(dim=(1, 2, 3), keepdim=True).add(1e-8).pow(0.25) + 1e-2
+            stats = torch.cat([deep.mean(dim=(2, 3)), level.log().flatten(1), p4.log().flatten(1)], dim=1)
+            keep = torch.sigmoid(self.keep_gate(stats))[..., None, None]
         f = self.up0(self.up1(f, s1), s0)
         gh, gw = (h + 1) // 2, (w + 1) // 2
         # NCHW-contiguous from here: elementwise ops on channel slices of channels_last are slow
@@ -204,7 +232,37 @@ class RealtimeStudent(AffineOperatorModel):
             offset, gain = guard_highlights(offset, gain, x_half)
         if self.grey_colour > 0:
             offset, gain = neutralize_dark_chroma(offset, gain, x_half, self.grey_black, self.grey_colour)
+        if keep is not None:
+            offset = offset * (1 - keep)
+            gain = torch.lerp(gain, torch.ones_like(gain), keep)
+        if self.temporal_alpha < 1.0 and not self.training:
+            offset, gain = self._smooth_over_time(x_half, level, offset, gain)
         return offset, gain
+
+    def reset_state(self) -> None:
+        """Forget the previous frame's operator (call after a seek or a new clip)."""
+        self._previous = None
+
+    def _smooth_over_time(self, x_half: torch.Tensor, level: torch.Tensor, offset: torch.Tensor,
+                          gain: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Motion-adaptive moving average of the operator grid over the frames of the batch, in order."""
+        offsets, gains = [], []
+        for b in range(x_half.shape[0]):
+            cur = (x_half[b:b + 1].detach(), level[b:b + 1].detach(), offset[b:b + 1], gain[b:b + 1])
+            prev = self._previous
+            if (prev is None or any(p.shape != c.shape or p.device != c.device for p, c in zip(prev, cur))
+                    or bool(((cur[1] - prev[1]).abs() > 0.5 * prev[1]).any())):   # new clip / scene cut
+                state = cur
+            else:
+                moving = (cur[0] - prev[0]).abs().mean(dim=1, keepdim=True) > self.motion
+                a = torch.where(moving, 1.0, self.temporal_alpha).to(offset.dtype)
+                # the reference input follows the output: a slow drift is tracked, not accumulated
+                state = (torch.lerp(prev[0], cur[0], a), cur[1], torch.lerp(prev[2], cur[2], a),
+                         torch.lerp(prev[3], cur[3], a))
+            self._previous = tuple(t.detach() for t in state)
+            offsets.append(state[2])
+            gains.append(state[3])
+        return torch.cat(offsets), torch.cat(gains)
 
     def forward(self, x: torch.Tensor, scale: float | None = None) -> torch.Tensor:
         """Training path = runtime path: downsample ``x`` by ``scale`` (default ``train_scale``), enhance.

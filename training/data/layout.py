@@ -11,6 +11,8 @@ Writes, under ``--out``:
 ``identity/{low,high}``    well-exposed pictures mapped to themselves (the normal SICE exposures of the
                            training scenes, the training split of ``ir-rgb/high``): when NOT to brighten
 ``well_lit/``              the same well-lit pictures, darkened on the fly by the synthetic source
+``irrgb_pairs/{low,high}`` the ``ir-rgb`` training split's real pairs (dark shots carry the sensor's IR
+                           cast; a preset weighs them low so the student does not learn one camera)
 ``frames/``                real night-video frames (every ``--frame-step``-th frame of each clip except
                            the held-out one), inputs for teacher targets
 ``val/sice/{low,high}``    held-out SICE scenes (15 %, seed 0): darkest -> normal (the 32 pairs of
@@ -19,6 +21,8 @@ Writes, under ``--out``:
 ``val/irrgb/{low,high}``   ir-rgb validation split (10 %, seed 0)
 ``val/synthetic/{low,high}``  fixed-seed synthetic pairs (PNG) from the held-out references, a third
                            of them through the H.264 night-video stage
+``val/all/{low,high}``     the three paired validation sets together (training's ``--val``: the best
+                           checkpoint is the best on all of them, not on SICE alone)
 =========================  =========================================================================
 
 The held-out clip (``--val-clip``, default the static yard clip) is never sampled. Scenes are split by
@@ -107,6 +111,9 @@ def _irrgb(root: Path, out: Path) -> dict[str, int]:
         else:
             for sub in ("identity/low", "identity/high", "well_lit"):
                 _link(h, out / sub / f"irrgb_{h.name}")
+            if h.stem in lows:
+                _link(lows[h.stem], out / "irrgb_pairs/low" / f"irrgb_{h.name}")
+                _link(h, out / "irrgb_pairs/high" / f"irrgb_{h.name}")
             n_train += 1
     return dict(irrgb_val=n_val, irrgb_well_lit=n_train)
 
@@ -163,6 +170,10 @@ def build_layout(shared: str | Path, out: str | Path, *, frame_step: int = 6, va
     counts = {**_sice(shared / "sice-part1", out), **_irrgb(shared / "ir-rgb", out)}
     counts["frames"] = _frames(shared / "video", out, frame_step, val_clip)
     counts["synthetic_val"] = _synthetic_val(out)
+    for name in ("sice", "irrgb", "synthetic"):
+        for side in ("low", "high"):
+            for f in list_images(out / "val" / name / side):
+                _link(f.resolve(), out / "val/all" / side / f"{name}_{f.name}")
     (out / "layout.json").write_text(json.dumps(counts, indent=1))
     return counts
 

@@ -18,10 +18,12 @@ log = logging.getLogger("training")
 
 
 def build_network(spec: dict[str, Any]) -> EnhancementModel:
-    """``spec = {arch: NAME, config: {...}, init: PATH|null}`` -> the (trainable) network.
+    """``spec = {arch: NAME, config: {...}, init: PATH|null, init_new: [PREFIX, ...]}`` -> the network.
 
     ``init`` loads starting weights: a lowlight-rt checkpoint of the same architecture, or any file
-    :func:`training.teachers.load_teacher` reads (e.g. the official Zero-DCE ``Epoch99.pth``).
+    :func:`training.teachers.load_teacher` reads (e.g. the official Zero-DCE ``Epoch99.pth``). Every
+    tensor must match, except those whose names start with an ``init_new`` prefix: parts the config
+    adds to the initial network (e.g. ``keep_gate``), which keep their fresh initialisation.
     """
     import training.teachers  # noqa: F401 - registers the teacher architectures
 
@@ -37,12 +39,17 @@ def build_network(spec: dict[str, Any]) -> EnhancementModel:
         source = load_teacher(init, frozen=False)
         if source.arch_name != model.arch_name:
             raise ModelError(f"{init} holds a {source.arch_name!r} network, not {model.arch_name!r}")
+        new = tuple(spec.get("init_new") or ())
+        state = source.state_dict()
+        if new:
+            state = {**{k: v for k, v in model.state_dict().items() if k.startswith(new)},
+                     **{k: v for k, v in state.items() if not k.startswith(new)}}
         try:
-            model.load_state_dict(source.state_dict(), strict=True)
+            model.load_state_dict(state, strict=True)
         except RuntimeError as e:
             raise ModelError(f"{init}: weights do not match {model.arch_name} {model.config} "
                              f"({str(e).splitlines()[0]})") from e
-        log.info("initialised %s from %s", model.arch_name, init)
+        log.info("initialised %s from %s%s", model.arch_name, init, f" (new: {', '.join(new)})" if new else "")
     return model
 
 

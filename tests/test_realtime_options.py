@@ -1,0 +1,91 @@
+"""The real-time student's keep gate (well-lit frames stay themselves) and temporal operator filter."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lowlight_rt.errors import ModelError
+from lowlight_rt.models import create_model, save_checkpoint
+from training.engine.networks import build_network
+
+
+def _student(**cfg) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return create_model("realtime", width=4, depth=1, **cfg).eval()
+
+
+@torch.no_grad()
+def test_keep_gate_open_is_the_identity_and_closed_is_the_plain_student() -> None:
+    x = torch.rand(2, 3, 40, 56)
+    plain = _student()
+    gated = _student(keep_gate=True)
+    gated.load_state_dict({**gated.state_dict(), **plain.state_dict()})
+    gated.keep_gate.bias.fill_(30.0)                                   # k = 1: keep the input
+    offset, gain = gated.predict_operator(x)
+    assert float(offset.abs().max()) < 1e-6 and torch.allclose(gain, torch.ones_like(gain))
+    assert torch.allclose(gated.enhance(x, x), x, atol=1e-5)
+    gated.keep_gate.bias.fill_(-30.0)                                  # k = 0: the plain student
+    assert torch.allclose(gated.enhance(x, x), plain.enhance(x, x), atol=1e-5)
+
+
+def test_keep_gate_is_trained_per_frame() -> None:
+    model = _student(keep_gate=True).train()
+    model(torch.rand(2, 3, 40, 56)).mean().backward()
+    assert model.keep_gate.weight.grad is not None and float(model.keep_gate.weight.grad.abs().sum()) > 0
+
+
+@torch.no_grad()
+def test_temporal_filter_averages_static_cells_and_never_ghosts_moving_ones() -> None:
+    model = _student(temporal_alpha=0.25, motion=0.05)
+    ref = _student()                                                   # same weights, no filter
+    torch.manual_seed(1)
+    a = 0.1 + 0.05 * torch.rand(1, 3, 32, 48)
+    b = a.clone()
+    b[..., :, :24] += 0.01 * torch.randn(1, 3, 32, 24)                 # static noise on the left half
+    b[..., :, 40:] = 0.3                                               # a strip on the right moves
+    model.predict_operator(a)
+    off_b, gain_b = model.predict_operator(b)
+    off_a_ref, _ = ref.predict_operator(a)
+    off_b_ref, gain_b_ref = ref.predict_operator(b)
+    expected_static = torch.lerp(off_a_ref, off_b_ref, 0.25)[..., :, :19]   # grid cells 0..18 are static
+    assert torch.allclose(off_b[..., :, :19], expected_static, atol=1e-6)
+    assert not torch.allclose(off_b[..., :, :19], off_b_ref[..., :, :19], atol=1e-3)
+    assert torch.allclose(off_b[..., :, 21:], off_b_ref[..., :, 21:], atol=1e-6)   # moving: the fresh operator
+    assert torch.allclose(gain_b[..., :, 21:], gain_b_ref[..., :, 21:], atol=1e-6)
+
+
+@torch.no_grad()
+def test_temporal_filter_resets_on_scene_cut_reset_state_and_in_training() -> None:
+    model = _student(temporal_alpha=0.25)
+    ref = _student()
+    dark, bright = torch.full((1, 3, 32, 48), 0.05), torch.full((1, 3, 32, 48), 0.5)
+    model.predict_operator(dark)
+    assert torch.allclose(model.predict_operator(bright)[0], ref.predict_operator(bright)[0])   # cut
+    model.reset_state()
+    assert torch.allclose(model.predict_operator(dark)[0], ref.predict_operator(dark)[0])
+    model.train()
+    assert torch.allclose(model.predict_operator(dark * 1.1)[0], ref.train().predict_operator(dark * 1.1)[0])
+    # a batch is filtered in frame order, like consecutive calls
+    model.eval().reset_state()
+    seq = torch.cat([dark, dark * 1.05, dark * 1.1])
+    batched = model.predict_operator(seq)[0]
+    model.reset_state()
+    one_by_one = torch.cat([model.predict_operator(f[None])[0] for f in seq])
+    assert torch.allclose(batched, one_by_one, atol=1e-6)
+
+
+def test_temporal_options_are_checked() -> None:
+    with pytest.raises(ValueError):
+        _student(temporal_alpha=0.0)
+    with pytest.raises(ValueError):
+        _student(motion=0.0)
+
+
+def test_init_new_loads_an_earlier_stage_without_the_new_parts(tmp_path) -> None:
+    stage1 = save_checkpoint(tmp_path / "stage1.pt", _student(), {"note": "stage 1"})
+    spec = {"arch": "realtime", "config": {"width": 4, "depth": 1, "keep_gate": True}, "init": str(stage1)}
+    with pytest.raises(ModelError):
+        build_network(spec)                                            # the gate is missing from stage 1
+    model = build_network({**spec, "init_new": ["keep_gate"]})
+    assert torch.allclose(model.head.weight, _student().head.weight)  # the rest came from stage 1
