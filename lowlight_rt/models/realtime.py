@@ -134,10 +134,11 @@ class RealtimeStudent(AffineOperatorModel):
             stays itself (``k`` near 1) without the per-pixel maps having to reproduce it exactly.
         temporal_alpha: at inference (``eval()`` mode) the operator grid is averaged over frames,
             per grid cell, where the input did not change: weight ``temporal_alpha`` for the newest
-            frame where ``|low_t - low_{t-1}|`` is below ``motion`` (mean over colours, 0..1), 1
-            where it is above (moving objects never ghost). ``1.0`` disables it. A scene cut (mean
+            frame where the input's change ``|low_t - low_{t-1}|`` (mean over colours, in units of the
+            frame's brightness: mean level scaled to 0.25, as the network sees it) is below ``motion``
+            in the cell and its 8 neighbours, 1 where it is above (moving objects never ghost). ``1.0`` disables it. A scene cut (mean
             level changing by more than half) resets it; :meth:`reset_state` after a seek.
-        motion: the input change (0..1) above which a grid cell is treated as moving.
+        motion: the normalised input change above which a grid cell is treated as moving.
     """
 
     default_proc_size = 256  # class-level default; the ``default_proc_size`` option overrides per instance
@@ -254,7 +255,10 @@ class RealtimeStudent(AffineOperatorModel):
                     or bool(((cur[1] - prev[1]).abs() > 0.5 * prev[1]).any())):   # new clip / scene cut
                 state = cur
             else:
-                moving = (cur[0] - prev[0]).abs().mean(dim=1, keepdim=True) > self.motion
+                # change in units of the frame's brightness (mean level -> 0.25, as the network sees it),
+                # spread to the 8 neighbours: the operator is interpolated between grid cells
+                change = (cur[0] - prev[0]).abs().mean(dim=1, keepdim=True) * (0.25 / cur[1])
+                moving = F.max_pool2d(change, 3, stride=1, padding=1) > self.motion
                 a = torch.where(moving, 1.0, self.temporal_alpha).to(offset.dtype)
                 # the reference input follows the output: a slow drift is tracked, not accumulated
                 state = (torch.lerp(prev[0], cur[0], a), cur[1], torch.lerp(prev[2], cur[2], a),
