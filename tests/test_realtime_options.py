@@ -89,3 +89,23 @@ def test_init_new_loads_an_earlier_stage_without_the_new_parts(tmp_path) -> None
         build_network(spec)                                            # the gate is missing from stage 1
     model = build_network({**spec, "init_new": ["keep_gate"]})
     assert torch.allclose(model.head.weight, _student().head.weight)  # the rest came from stage 1
+
+
+def test_engine_keeps_no_temporal_state_between_still_images() -> None:
+    """Photos of an image folder are independent: the second is enhanced as if it came alone;
+    video frames (no file name) are averaged over time."""
+    import numpy as np
+
+    from lowlight_rt.engine import Engine
+    from lowlight_rt.frames import Frame
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(20, 40, (48, 64, 3), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-3, 4, a.shape), 0, 255).astype(np.uint8)   # same level
+    engine = Engine(_student(temporal_alpha=0.2), device="cpu", proc_size=32, threads=1)
+    alone = engine.enhance([Frame(image=b, index=0, name="b.png")])[0]
+    photos = engine.enhance([Frame(image=a, index=0, name="a.png"), Frame(image=b, index=1, name="b.png")])
+    assert np.array_equal(photos[1], alone)
+    engine.reset_state()
+    video = engine.enhance([Frame(image=a, index=0), Frame(image=b, index=1)])
+    assert not np.array_equal(video[1], alone)

@@ -57,7 +57,7 @@ def _models(student: str) -> list[tuple[str, object]]:
 def _paired_scores(model, folder: Path) -> dict[str, float]:
     rows = []
     for _stem, low, high in paired_images(folder):
-        enh = enhance_frame(model, low, None)
+        enh = enhance_frame(model, low, None, still=True)
         q = quality(to_tensor(enh), to_tensor(high))
         rows.append({k: float(v[0]) for k, v in q.items()})
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
@@ -85,7 +85,7 @@ def run(student: str, data: Path, shared: Path, out: Path, teachers: Sequence[st
         for label, m in models:
             psnrs = []
             for img in imgs:
-                mse = float(np.mean((enhance_frame(m, img, None).astype(np.float64) - img) ** 2))
+                mse = float(np.mean((enhance_frame(m, img, None, still=True).astype(np.float64) - img) ** 2))
                 psnrs.append(10 * np.log10(255.0 ** 2 / max(mse, 1e-10)))
             report["identity"].setdefault(name, {})[label] = {"psnr_vs_input": float(np.mean(psnrs)),
                                                               "min": float(np.min(psnrs))}
@@ -94,7 +94,7 @@ def run(student: str, data: Path, shared: Path, out: Path, teachers: Sequence[st
         for label, m in models:
             added, lum = [], []
             for k, img in enumerate(imgs):
-                enh = enhance_frame(m, img, None)
+                enh = enhance_frame(m, img, None, still=True)
                 added.append(100 * (clip_share(enh) - clip_share(img)))
                 lum.append(float(luma(enh).mean()))
             report["real"].setdefault(name, {})[label] = {"clip_added": float(np.mean(added)),
@@ -123,7 +123,7 @@ def write_grid(shown: Sequence[tuple[str, object]], shared: Path, path: Path, wi
         imgs = _images(shared / "real-dark" / name)
         for k in picks:
             if k < len(imgs):
-                rows.append([(f"{name} {k}", imgs[k])] + [(label, enhance_frame(m, imgs[k], None)) for label, m in shown])
+                rows.append([(f"{name} {k}", imgs[k])] + [(label, enhance_frame(m, imgs[k], None, still=True)) for label, m in shown])
     for clip in sorted((shared / "video").glob("*.mp4")):
         frames = list(read_frames(clip, 61))
         row = [(f"{clip.stem[:16]} #60", frames[-1])]

@@ -123,7 +123,11 @@ def to_image(t: torch.Tensor) -> np.ndarray:
 @torch.inference_mode()
 def run_model(model: EnhancementModel, low: torch.Tensor, proc_size: int | None) -> torch.Tensor:
     """Enhance ``low`` ``(1, 3, H, W)``: at full resolution, or the runtime way (network on a copy
-    whose short side is ``proc_size``, result carried to full resolution by ``model.enhance``)."""
+    whose short side is ``proc_size``, result carried to full resolution by ``model.enhance``).
+    Each call is an independent photo: the model's temporal state is reset first."""
+    reset = getattr(model, "reset_state", None)
+    if callable(reset):
+        reset()
     if proc_size is None or min(low.shape[-2:]) <= proc_size:
         return model(low).clamp(0, 1)
     h, w = low.shape[-2:]
@@ -326,7 +330,7 @@ def evaluate_reference_free(models: Sequence[str], out: str | Path, *, videos: S
             for model, label in loaded:
                 scores = []
                 for _stem, img in images:
-                    enh = enhance_frame(model, img, proc_size)
+                    enh = enhance_frame(model, img, proc_size, still=True)
                     if kind == "identity":
                         mse = float(np.mean((enh.astype(np.float64) - img.astype(np.float64)) ** 2))
                         scores.append({"psnr_vs_input": 10 * math.log10(255.0 ** 2 / max(mse, 1e-10)),

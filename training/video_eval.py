@@ -92,11 +92,17 @@ def read_frames(path: str | Path, max_frames: int = 240) -> Iterator[np.ndarray]
 
 
 @torch.inference_mode()
-def enhance_frame(model: EnhancementModel, rgb: np.ndarray, proc_size: int | None) -> np.ndarray:
+def enhance_frame(model: EnhancementModel, rgb: np.ndarray, proc_size: int | None, *,
+                  still: bool = False) -> np.ndarray:
     """Enhance one ``(H, W, 3) uint8`` frame the runtime way; returns ``(H, W, 3) uint8``.
 
-    ``proc_size`` is the network's short side (``None``: the model's default).
+    ``proc_size`` is the network's short side (``None``: the model's default). ``still``: a photo,
+    not the next frame of a video: the model's temporal state is reset first, as the runtime does
+    for image inputs.
     """
+    reset = getattr(model, "reset_state", None)
+    if still and callable(reset):
+        reset()
     h, w = rgb.shape[:2]
     size = model.default_proc_size if proc_size is None else proc_size
     pw, ph = processing_shape(w, h, size, max(1, model.size_multiple))

@@ -201,6 +201,15 @@ class _CpuBackend:
         """Nothing to release on the CPU."""
 
 
+
+def _reset_temporal_state(*holders: object) -> None:
+    """Reset the temporal state of every model among ``holders`` (a model, or a backend's ``model`` copy)."""
+    for h in holders:
+        for m in (h, getattr(h, "model", None)):
+            reset = getattr(m, "reset_state", None)
+            if callable(reset):
+                reset()
+
 class Engine:
     """Enhances batches of :class:`~lowlight_rt.frames.Frame` at full resolution.
 
@@ -401,22 +410,29 @@ class Engine:
         # group consecutive frames of the same (full, processing) size into batches
         t0 = time.perf_counter()
         groups: list[tuple[list[int], list[np.ndarray], list[np.ndarray | None]]] = []
+        stills: list[bool] = []
         last_key = None
         for i, f in enumerate(frames):
             # full resolution (proc_size None or not below the input) gives the input's own size
             pw, ph = processing_shape(f.width, f.height, proc_size, model.size_multiple)
-            key = (f.width, f.height, pw, ph)
+            # a still image (image sources name their frames) is its own group: no temporal state
+            # (exposure or operator averaging) may carry over from one photo to the next
+            still = f.name is not None
+            key = (f.width, f.height, pw, ph, i if still else None)
             img = f.image if f.image.flags.c_contiguous else np.ascontiguousarray(f.image)
             low = self._low(f, pw, ph)
-            if key != last_key:
+            if key != last_key or still:
                 groups.append(([], [], []))
+                stills.append(still)
                 last_key = key
             groups[-1][0].append(i)
             groups[-1][1].append(img)
             groups[-1][2].append(low)
         self.timings["resize_ms"] += 1e3 * (time.perf_counter() - t0)
         parts = []
-        for indices, images, lows in groups:
+        for (indices, images, lows), still in zip(groups, stills):
+            if still:
+                _reset_temporal_state(model, backend)
             lows_arg = None if lows[0] is None else lows  # a group shares one processing shape
             parts.append((indices, backend.submit(images, lows_arg, strength, self.timings)))
         self.timings["frames"] += len(frames)

@@ -493,6 +493,9 @@ class Trainer:
         for batch in loader:
             batch = _to(batch, self.device)
             x = batch["input"]
+            reset = getattr(net, "reset_state", None)
+            if callable(reset):   # validation images are independent photos, not frames of a video
+                reset()
             if hasattr(net, "forward_with_curves"):
                 pred, curves = net.forward_with_curves(x)
             else:
