@@ -83,6 +83,9 @@ def open_input(spec: str | int, engine: Engine, *, realtime: bool = False, loop:
 def open_output(out: str | os.PathLike, source: Source, options: JobOptions):
     """The sink for ``out``: an image folder / image file for image inputs, else an H.264 MP4.
 
+    A live input (camera, live stream) is recorded crash-safe (fragmented MP4: SIGKILL, a power
+    cut or a full disk lose at most the last ~2 s); a file gives a normal MP4, index first.
+
     Raises ``UsageError`` when ``out`` cannot hold the input (:func:`check_output_kind`).
     """
     info = source.info
@@ -99,7 +102,7 @@ def open_output(out: str | os.PathLike, source: Source, options: JobOptions):
     return VideoFileSink(out, info.width, info.height, time_base=info.time_base, fps=info.fps,
                          audio_from=audio_from, crf=options.crf, preset=options.preset,
                          side_by_side=options.side_by_side, metadata=info.metadata,
-                         rotation=info.rotation)
+                         rotation=info.rotation, fragmented=info.is_live)
 
 
 def run_job(spec: str | int, out: str | os.PathLike, engine: Engine, options: JobOptions,
