@@ -67,6 +67,7 @@ class JobOptions:
     batch_size: int | None = None
     max_frames: int | None = None
     quiet: bool = False
+    loop: bool = False
     camera_options: dict[str, Any] | None = None
     stream_options: dict[str, Any] | None = None
 
@@ -115,7 +116,7 @@ def run_job(spec: str | int, out: str | os.PathLike, engine: Engine, options: Jo
     """
     out_path = Path(out)
     existed = out_path.exists()
-    source = open_input(spec, engine, camera_options=options.camera_options,
+    source = open_input(spec, engine, loop=options.loop, camera_options=options.camera_options,
                         stream_options=options.stream_options)
     try:
         sink = open_output(out, source, options)

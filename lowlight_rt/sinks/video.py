@@ -31,6 +31,8 @@ _FRAGMENT_S = 0.5
 _FSYNC_S = 1.0
 _FRAGMENTED_MOVFLAGS = "frag_keyframe+empty_moov+delay_moov+default_base_moof"
 _MP4_FAMILY = (".mp4", ".mov", ".m4v")
+# Opening / reading the audio of an input given as a URL (a finite file served over http).
+_URL_TIMEOUT_S = 10.0
 # How far before the recording's start the audio input is seeked (packets before the start are then
 # dropped one by one): covers demuxers that land a little late on a seek.
 _AUDIO_SEEK_MARGIN_S = 0.25
@@ -195,7 +197,7 @@ class VideoFileSink:
         meta: dict[str, str] = {}
         if audio_from is not None:
             try:
-                self._in = av.open(os.fspath(audio_from), "r")
+                self._in = av.open(os.fspath(audio_from), "r", **_open_kwargs(audio_from))
             except (av.error.FFmpegError, OSError, ValueError) as exc:
                 raise OutputError(f"cannot read audio from {audio_from}: {_reason(exc)}") from None
             meta.update({k: v for k, v in self._in.metadata.items() if k not in _TECHNICAL_METADATA})
@@ -488,10 +490,15 @@ def _container_options(suffix: str, time_base: Fraction, fragmented: bool) -> di
     return options
 
 
+def _open_kwargs(path: str | os.PathLike) -> dict:
+    """``av.open`` keywords for an input: a URL (a file served over http) gets a timeout."""
+    return {"timeout": (_URL_TIMEOUT_S, _URL_TIMEOUT_S)} if "://" in os.fspath(path) else {}
+
+
 def _first_frame_rotation(path: str) -> int:
     """Display rotation (degrees counter-clockwise) of the first decodable video frame, or 0."""
     try:
-        with av.open(path, "r") as c:
+        with av.open(path, "r", **_open_kwargs(path)) as c:
             for frame in c.decode(video=0):
                 return int(frame.rotation or 0)
     except (av.error.FFmpegError, OSError, ValueError, IndexError):
