@@ -198,8 +198,10 @@ def run_job(spec: str | int, out: str | os.PathLike, engine: Engine, options: Jo
         _finish(bar, stats, options, engine, model_name, out_path, "failed", source, monitor)
         if stats.frames_out > 0:
             reason = str(e) if isinstance(e, LowlightError) else f"{type(e).__name__}: {e}"
+            kept = getattr(sink, "frames_kept", None)
+            frames = f"{stats.frames_out} frames" if kept is None else f"{kept} of {stats.frames_out} frames"
             raise PartialOutputError(f"{' '.join(reason.split())} -- partial output saved to {out_path} "
-                                     f"({stats.frames_out} frames)") from e
+                                     f"({frames})") from e
         if not existed:
             _remove_empty_output(out_path)
         raise

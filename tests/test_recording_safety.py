@@ -157,6 +157,8 @@ def test_disk_full_ends_a_live_recording_with_exit_6_and_a_playable_file(tmp_pat
     assert len(lines) == 1 and "File too large" in lines[0] and "partial output saved to" in lines[0], err
     times, _ = read_strictly(out)  # raises on any damaged packet
     assert len(times) >= 10 and out.stat().st_size <= 80_000
+    kept, written = map(int, lines[0].rsplit("(", 1)[1].split()[:3:2])  # "(K of N frames)": what the file holds
+    assert kept == len(times) <= written
     assert_continuous(times, 30)
 
 

@@ -136,6 +136,8 @@ class VideoFileSink:
         self.fragmented = bool(fragmented)
         self._sync_fd: int | None = None
         self._write_failed = False  # a write failed (disk full): the file may end mid-fragment
+        #: frames the file holds after a failed write was cleaned up (``None``: as many as were written)
+        self.frames_kept: int | None = None
         self._next_sync = 0.0
         # start of the recording on the input's timeline (seconds, exact); None: not known yet
         # (rebase: the first frame decides) or not rebasing
@@ -392,6 +394,7 @@ class VideoFileSink:
             self._close_input()
             if self._write_failed and self.fragmented and Path(self.path).suffix.lower() in _MP4_FAMILY:
                 trim_fragmented_mp4(self.path)
+                self.frames_kept = _count_video_packets(self.path)
             self._close_sync(sync=True)
             if error is not None:
                 raise error
@@ -469,6 +472,15 @@ def trim_fragmented_mp4(path: str | os.PathLike) -> int:
             return size
         return good
     return size
+
+
+def _count_video_packets(path: str) -> int | None:
+    """Video frames stored in ``path`` (demuxed, not decoded), ``None`` if it cannot be read."""
+    try:
+        with av.open(path, "r") as c:
+            return sum(1 for p in c.demux(video=0) if p.size)
+    except (av.error.FFmpegError, OSError, ValueError, IndexError):
+        return None
 
 
 def _container_options(suffix: str, time_base: Fraction, fragmented: bool) -> dict[str, str]:
