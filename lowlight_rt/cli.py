@@ -40,6 +40,7 @@ examples:
   lowlight-rt --camera 0                         live viewer on the first camera
   lowlight-rt --camera 0 --no-gui --out rec.mp4  record enhanced camera video headless
   lowlight-rt --input rtsp://host/stream --view  live viewer on a network stream
+  lowlight-rt --input http://host/clip.mp4 --out clean.mp4   a URL serving a file is read like a file
   lowlight-rt bench --json                       speed benchmark
 """
 
@@ -127,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="video file, image, image folder, or rtsp:// / http(s):// stream")
     src.add_argument("--camera", metavar="N", help="camera index (v4l2 /dev/videoN, avfoundation, dshow)")
     src.add_argument("--demo", action="store_true", help="use the bundled demo clip (assets/demo)")
+    src.add_argument("--loop", action="store_true",
+                     help="start a video file or a finite http(s) URL over at its end (until Ctrl-C or "
+                          "--max-frames); without it, a URL serving a file is read once like a file")
     cam = p.add_argument_group("camera options")
     cam.add_argument("--camera-size", type=_size, metavar="WxH", help="capture size, e.g. 1280x720")
     cam.add_argument("--camera-fps", type=_positive, metavar="FPS", help="capture frame rate")
@@ -335,7 +339,7 @@ def _run_headless(args: argparse.Namespace, spec: str | int, is_live: bool) -> i
     check_output_kind(spec, args.out, kind=kind, image_count=_image_count(spec) if kind == "images" else None)
     engine, info = _build_engine(args)
     options = JobOptions(side_by_side=args.side_by_side, crf=args.crf, preset=args.preset,
-                         batch_size=args.batch, max_frames=args.max_frames, quiet=args.quiet,
+                         batch_size=args.batch, max_frames=args.max_frames, quiet=args.quiet, loop=args.loop,
                          camera_options=_camera_options(args), stream_options=_stream_options(args))
     return run_job(spec, args.out, engine, options, model_name=info.get("name", args.model or ""))
 

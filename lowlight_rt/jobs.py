@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,7 @@ class JobOptions:
     batch_size: int | None = None
     max_frames: int | None = None
     quiet: bool = False
+    loop: bool = False
     camera_options: dict[str, Any] | None = None
     stream_options: dict[str, Any] | None = None
 
@@ -82,6 +84,9 @@ def open_input(spec: str | int, engine: Engine, *, realtime: bool = False, loop:
 
 def open_output(out: str | os.PathLike, source: Source, options: JobOptions):
     """The sink for ``out``: an image folder / image file for image inputs, else an H.264 MP4.
+
+    A live input (camera, live stream) is recorded crash-safe (fragmented MP4: SIGKILL, a power
+    cut or a full disk lose at most the last ~2 s); a file gives a normal MP4, index first.
 
     Raises ``UsageError`` when ``out`` cannot hold the input (:func:`check_output_kind`).
     """
@@ -99,7 +104,45 @@ def open_output(out: str | os.PathLike, source: Source, options: JobOptions):
     return VideoFileSink(out, info.width, info.height, time_base=info.time_base, fps=info.fps,
                          audio_from=audio_from, crf=options.crf, preset=options.preset,
                          side_by_side=options.side_by_side, metadata=info.metadata,
-                         rotation=info.rotation)
+                         rotation=info.rotation, fragmented=info.is_live)
+
+
+class OverloadMonitor:
+    """Says once when the writer cannot keep up with a live source (like OBS's "encoding overloaded").
+
+    A live source never waits: when the stages after it are slower than its frame rate, the
+    newest frame replaces the unread one and the rest are dropped (memory stays bounded). Fed the
+    pipeline's stats every progress tick, this compares the writer's time per frame over the last
+    ``window_s`` seconds with the source's frame interval; when writing alone takes longer and
+    frames were dropped in that window, :meth:`update` returns the one-line warning, once.
+    """
+
+    def __init__(self, fps: float | None, window_s: float = 2.0) -> None:
+        self.interval_ms = 1000.0 / fps if fps and fps > 0 else None
+        self.window_s = window_s
+        self.message: str | None = None
+        self._ticks: deque[tuple[float, int, float, int]] = deque()
+
+    def update(self, stats: PipelineStats) -> str | None:
+        """The warning the first time the writer is overloaded, else ``None``."""
+        if self.message is not None or self.interval_ms is None:
+            return None
+        tick = (stats.elapsed_s, stats.frames_out, stats.write_ms_per_frame * stats.frames_out, stats.dropped)
+        self._ticks.append(tick)
+        while len(self._ticks) > 2 and tick[0] - self._ticks[1][0] >= self.window_s:
+            self._ticks.popleft()
+        t0, n0, w0, d0 = self._ticks[0]
+        frames = tick[1] - n0
+        if tick[0] - t0 < self.window_s or frames < 5:
+            return None
+        write_ms = (tick[2] - w0) / frames
+        dropped = tick[3] - d0
+        if write_ms > 1.05 * self.interval_ms and dropped > 0:
+            self.message = (f"encoding overloaded: writing a frame takes {write_ms:.0f} ms, the source delivers "
+                            f"one every {self.interval_ms:.0f} ms, so frames are dropped ({stats.dropped} so far); "
+                            f"try --preset ultrafast, a higher --crf, or a smaller capture size")
+            return self.message
+        return None
 
 
 def run_job(spec: str | int, out: str | os.PathLike, engine: Engine, options: JobOptions,
@@ -112,7 +155,7 @@ def run_job(spec: str | int, out: str | os.PathLike, engine: Engine, options: Jo
     """
     out_path = Path(out)
     existed = out_path.exists()
-    source = open_input(spec, engine, camera_options=options.camera_options,
+    source = open_input(spec, engine, loop=options.loop, camera_options=options.camera_options,
                         stream_options=options.stream_options)
     try:
         sink = open_output(out, source, options)
@@ -123,6 +166,8 @@ def run_job(spec: str | int, out: str | os.PathLike, engine: Engine, options: Jo
         batch = options.batch_size or (4 if engine.device_type == "cuda" else 1)
         pipeline = Pipeline(source, engine, [sink], batch_size=batch)
         bar = None if options.quiet else _progress_bar(source, out_path)
+        monitor = OverloadMonitor(source.info.fps) if source.info.is_live else None
+        progress = _progress_callback(bar, monitor)
     except BaseException:  # e.g. SIGTERM right now: close the output (nothing written: remove it)
         source.stop()
         try:
@@ -132,12 +177,12 @@ def run_job(spec: str | int, out: str | os.PathLike, engine: Engine, options: Jo
                 _remove_empty_output(out_path)
         raise
     try:
-        stats = pipeline.run(progress=None if bar is None else bar.update_stats, max_frames=options.max_frames)
+        stats = pipeline.run(progress=progress, max_frames=options.max_frames)
     except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: the pipeline has finalised the output
         stats = pipeline.stats
         terminated = isinstance(e, Terminated)
         _finish(bar, stats, options, engine, model_name, out_path, "terminated" if terminated else "interrupted",
-                source)
+                source, monitor)
         what = "recording" if source.info.is_live else "partial output"
         if terminated:
             print(f"lowlight-rt: terminated (SIGTERM): {what} saved to {out_path} "
@@ -150,16 +195,34 @@ def run_job(spec: str | int, out: str | os.PathLike, engine: Engine, options: Jo
         return EXIT_INTERRUPTED
     except Exception as e:
         stats = pipeline.stats
-        _finish(bar, stats, options, engine, model_name, out_path, "failed", source)
+        _finish(bar, stats, options, engine, model_name, out_path, "failed", source, monitor)
         if stats.frames_out > 0:
             reason = str(e) if isinstance(e, LowlightError) else f"{type(e).__name__}: {e}"
+            kept = getattr(sink, "frames_kept", None)
+            frames = f"{stats.frames_out} frames" if kept is None else f"{kept} of {stats.frames_out} frames"
             raise PartialOutputError(f"{' '.join(reason.split())} -- partial output saved to {out_path} "
-                                     f"({stats.frames_out} frames)") from e
+                                     f"({frames})") from e
         if not existed:
             _remove_empty_output(out_path)
         raise
-    _finish(bar, stats, options, engine, model_name, out_path, "done", source)
+    _finish(bar, stats, options, engine, model_name, out_path, "done", source, monitor)
     return EXIT_OK
+
+
+def _progress_callback(bar: _Progress | None, monitor: OverloadMonitor | None):
+    """The pipeline's progress callback: the bar, and the overload warning (printed once, above the bar)."""
+    if bar is None and monitor is None:
+        return None
+
+    def progress(stats: PipelineStats) -> None:
+        if bar is not None:
+            bar.update_stats(stats)
+        if monitor is not None:
+            message = monitor.update(stats)
+            if message is not None and bar is not None:
+                bar.write(f"lowlight-rt: warning: {message}")
+
+    return progress
 
 
 def _remove_empty_output(out: Path) -> None:
@@ -193,6 +256,10 @@ class _Progress:
             postfix["decode_err"] = stats.decode_errors
         self.bar.set_postfix(postfix, refresh=False)
 
+    def write(self, line: str) -> None:
+        """Print ``line`` on stderr without breaking the bar."""
+        self.bar.write(line, file=sys.stderr)
+
     def close(self) -> None:
         self.bar.close()
 
@@ -202,12 +269,15 @@ def _progress_bar(source: Source, out: Path) -> _Progress:
 
 
 def _finish(bar: _Progress | None, stats: PipelineStats, options: JobOptions, engine: Engine,
-            model_name: str, out: Path, state: str, source: Source | None = None) -> None:
+            model_name: str, out: Path, state: str, source: Source | None = None,
+            monitor: OverloadMonitor | None = None) -> None:
     if bar is not None:
         bar.close()
     if options.quiet:
         return
     notes = _source_notes(source)
+    if monitor is not None and monitor.message is not None:
+        notes.append(("warning", monitor.message))
     print(summary_text(stats, engine, model_name, out, state, notes=notes), file=sys.stderr)
 
 

@@ -394,8 +394,8 @@ def http_server(ts_clip):
 
 def test_http_stream_reads_frames(http_server, ts_clip):
     url = f"http://127.0.0.1:{http_server.port}/{ts_clip.name}"
-    src = open_source(url, stream_options={"reconnect_on_eof": False, "open_timeout": 5, "read_timeout": 5})
-    assert isinstance(src, StreamSource)
+    # (open_source reads a URL serving a finite file like a file: tests/test_http_sources.py)
+    src = StreamSource(url, reconnect_on_eof=False, open_timeout=5, read_timeout=5)
     with src:
         frames = []
         while (f := src.read(timeout=5)) is not None:

@@ -26,6 +26,8 @@ class ViewerRecording:
       offset seen at the first recorded frame (its ``extra["position"]``): the start is that
       frame's time in the file. A recording that runs past the file's end keeps its video; its
       audio stops where the file's audio ends.
+    * Crash-safe: written as a fragmented MP4 (a fragment a second), so a viewer killed with
+      SIGKILL, a power cut or a full disk leaves a playable file missing at most the last ~2 s.
     * Stop: a recording covers only what was played while recording, so it is always closed with
       ``partial=True`` (audio up to the last recorded frame), whoever closes it (``remove_sink``
       or the pipeline stopping at the end of the file).
@@ -46,7 +48,8 @@ class ViewerRecording:
         self._video_start = _video_start_pts(audio) if audio is not None else None
         self._loop_shift: int | None = None
         self.sink = VideoFileSink(str(self.path), info.width, info.height, time_base=info.time_base,
-                                  fps=info.fps, audio_from=audio, side_by_side=side_by_side, rebase=True)
+                                  fps=info.fps, audio_from=audio, side_by_side=side_by_side, rebase=True,
+                                  fragmented=True)
         self.side_by_side = side_by_side
         self.frames = 0
 

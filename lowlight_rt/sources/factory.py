@@ -13,7 +13,7 @@ from lowlight_rt.sources.camera import CameraSource
 from lowlight_rt.sources.fake import FakeLiveSource
 from lowlight_rt.sources.file import FileSource
 from lowlight_rt.sources.images import ImageSource, is_image_path
-from lowlight_rt.sources.stream import StreamSource, is_stream_url
+from lowlight_rt.sources.stream import FILE_URL_SCHEMES, StreamSource, is_stream_url
 
 __all__ = ["open_source", "source_kind"]
 
@@ -48,6 +48,18 @@ def source_kind(spec: str | int | os.PathLike) -> str:
     return "file"
 
 
+def _finite_url_source(url: str, stream_options: dict[str, Any], *, realtime: bool, loop: bool,
+                       proc_size: int | None, size_multiple: int) -> FileSource | None:
+    """``url`` opened as a :class:`FileSource` if it serves a finite file, else ``None`` (live)."""
+    timeout = (float(stream_options.get("open_timeout", 10.0)), float(stream_options.get("read_timeout", 10.0)))
+    src = FileSource(url, realtime=realtime, loop=loop, timeout=timeout, options=stream_options.get("options"),
+                     proc_size=proc_size, size_multiple=size_multiple)
+    if src.finite:
+        return src
+    src.stop()  # no end in sight: a live stream
+    return None
+
+
 def open_source(spec: str | int | os.PathLike, *, proc_size: int | None = None, size_multiple: int = 8,
                 realtime: bool = False, loop: bool = False,
                 camera_options: dict[str, Any] | None = None,
@@ -61,7 +73,14 @@ def open_source(spec: str | int | os.PathLike, *, proc_size: int | None = None, 
         realtime, loop: file playback options (viewer / demo).
         camera_options: :class:`CameraSource` keywords (width, height, fps, pixel_format, ...).
         stream_options: :class:`StreamSource` keywords (rtsp_transport, open_timeout, read_timeout,
-            max_retries, backoff, reconnect_on_eof, options).
+            max_retries, backoff, reconnect_on_eof, options), and ``live=True`` to read an http(s)
+            URL as a live stream without looking at it first.
+
+    An http(s) URL that serves a finite file (the server gives its length, or the container its
+    duration: an index, an HLS playlist that ends) is read like a file (:class:`FileSource`: every frame in
+    order, audio kept, ends at its end, ``loop`` replays it); one that does not (a live HTTP
+    stream, a live playlist) and every other network scheme is a live :class:`StreamSource`
+    (newest frame wins, reconnects).
     """
     kind = source_kind(spec)
     common = {"proc_size": proc_size, "size_multiple": size_multiple}
@@ -73,7 +92,14 @@ def open_source(spec: str | int | os.PathLike, *, proc_size: int | None = None, 
         fps = float(m.group(3)) if m.group(3) else 30.0
         return FakeLiveSource(int(m.group(1)), int(m.group(2)), fps, **common)
     if kind == "stream":
-        return StreamSource(os.fspath(spec), **(stream_options or {}), **common)
+        url = os.fspath(spec)
+        opts = dict(stream_options or {})
+        live = bool(opts.pop("live", False))
+        if not live and url.split("://", 1)[0].lower() in FILE_URL_SCHEMES:
+            finite = _finite_url_source(url, opts, realtime=realtime, loop=loop, **common)
+            if finite is not None:
+                return finite
+        return StreamSource(url, **opts, **common)
     if kind == "images":
         return ImageSource(spec, **common)
     return FileSource(spec, realtime=realtime, loop=loop, **common)

@@ -17,8 +17,13 @@ from lowlight_rt.sources.decode import DecodeGaveUp, decoded_frames, describe_av
 __all__ = ["FileSource"]
 
 
-def _open_video_container(path: str) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
-    """Open ``path`` and return its container and first video stream, or raise ``InputError``."""
+def _open_video_container(path: str, *, timeout: tuple[float, float] | None = None,
+                          options: dict[str, str] | None = None,
+                          ) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+    """Open ``path`` (a file, or an http(s) URL serving one) and return its container and first
+    video stream, or raise ``InputError``."""
+    if "://" in path:
+        return _open_url(path, timeout, options)
     p = Path(path)
     if not p.exists():
         raise InputError(f"input not found: {path}")
@@ -38,6 +43,36 @@ def _open_video_container(path: str) -> tuple[av.container.InputContainer, av.vi
     return container, container.streams.video[0]
 
 
+def _open_url(url: str, timeout: tuple[float, float] | None, options: dict[str, str] | None,
+              ) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+    from lowlight_rt.sources.stream import describe_open_error, redact_url
+
+    started = time.monotonic()
+    try:
+        container = av.open(url, "r", options=dict(options or {}), timeout=timeout)
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        reason = describe_open_error(exc, time.monotonic() - started, timeout)
+        raise InputError(f"stream {redact_url(url)} unreachable: {reason}") from None
+    if not container.streams.video:
+        container.close()
+        raise InputError(f"no video stream in {redact_url(url)}")
+    return container, container.streams.video[0]
+
+
+def _has_end(container: av.container.InputContainer) -> bool:
+    """True if a URL serves something finite: a known duration, or (not a playlist) a known
+    length in bytes (HTTP Content-Length). A live HTTP stream has neither; a live HLS / DASH
+    playlist has a length of its own but no duration."""
+    if container.duration is not None and container.duration > 0:
+        return True
+    if container.format.name in ("hls", "dash", "applehttp"):
+        return False
+    try:
+        return int(container.size) > 0
+    except (AttributeError, TypeError, ValueError, av.error.FFmpegError, OSError):
+        return False
+
+
 class FileSource(Source):
     """Decodes a video file in a capture thread into a bounded queue (every frame, in order).
 
@@ -45,23 +80,31 @@ class FileSource(Source):
     ``stats.decode_errors`` (frames the decoder concealed are kept and counted too, and so are
     frames the container's index lists but a truncated file no longer holds: ``missing_frames``).
 
+    An http(s) URL that serves a finite file is read the same way (see
+    :func:`~lowlight_rt.sources.factory.open_source`): every frame in order, ending at its end.
+
     Args:
-        path: the video file.
+        path: the video file (or an http(s) URL serving one).
         proc_size: inference short side (``None`` = full size); ``Frame.proc`` is set when smaller.
         size_multiple: processing sizes are rounded to this.
         realtime: pace frames at their pts (viewer playback) instead of as fast as possible.
         loop: start again at the end (pts keep increasing across loops).
         queue_size: frames buffered ahead of the consumer.
+        timeout: URLs: ``(open_s, read_s)`` before the server counts as not answering.
+        options: URLs: FFmpeg protocol options.
     """
 
     def __init__(self, path: str | os.PathLike, *, proc_size: int | None = None, size_multiple: int = 8,
-                 realtime: bool = False, loop: bool = False, queue_size: int = 8) -> None:
+                 realtime: bool = False, loop: bool = False, queue_size: int = 8,
+                 timeout: tuple[float, float] | None = None, options: dict[str, str] | None = None) -> None:
         super().__init__(proc_size=proc_size, size_multiple=size_multiple, live=False,
                          queue_size=2 if realtime else queue_size)
         self.path = os.fspath(path)
         self.realtime = realtime
         self.loop = loop
-        self._container, self._stream = _open_video_container(self.path)
+        self._container, self._stream = _open_video_container(self.path, timeout=timeout, options=options)
+        #: the input has an end: always for files; for a URL, the server said how long it is
+        self.finite = "://" not in self.path or _has_end(self._container)
         # slice threading only: frame threading hides per-packet decode errors from the counters
         self._stream.thread_type = "SLICE"
         self._control = threading.Condition()

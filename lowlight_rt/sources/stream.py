@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import time
 from urllib.parse import urlsplit, urlunsplit
 
 import av
@@ -10,9 +12,27 @@ from lowlight_rt.errors import InputError
 from lowlight_rt.sources.decode import describe_av_error
 from lowlight_rt.sources.live import LiveAVSource
 
-__all__ = ["StreamSource", "STREAM_SCHEMES", "is_stream_url", "redact_url"]
+__all__ = ["StreamSource", "STREAM_SCHEMES", "FILE_URL_SCHEMES", "is_stream_url", "redact_url",
+           "describe_open_error"]
 
 STREAM_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt", "rtp"})
+
+
+FILE_URL_SCHEMES = frozenset({"http", "https"})
+"""Schemes that may serve a finite file (read like a file) rather than a live stream."""
+
+
+def describe_open_error(exc: BaseException, elapsed: float, timeout: tuple[float, float] | float | None) -> str:
+    """Why opening a URL failed, one line; a server that never answered says "timed out".
+
+    FFmpeg reports the interrupt that ends a wait as "Immediate exit requested" (or, for some
+    demuxers, as the "Invalid data found" of the empty reply it then sees), so a failure after the
+    open timeout is reported as the timeout it is."""
+    limit = timeout[0] if isinstance(timeout, tuple) else timeout
+    if isinstance(exc, av.error.ExitError) or getattr(exc, "errno", None) == errno.ETIMEDOUT or (
+            limit is not None and elapsed >= 0.9 * limit):
+        return f"timed out after {elapsed:.1f} s (no answer from the server; --timeout sets the limit)"
+    return describe_av_error(exc)
 
 
 def is_stream_url(spec: str) -> bool:
@@ -72,7 +92,9 @@ class StreamSource(LiveAVSource):
                 f"{self.max_retries} reconnect attempt(s)")
 
     def _open_container(self) -> av.container.InputContainer:
+        started = time.monotonic()
         try:
             return av.open(self.url, "r", options=dict(self.options), timeout=self.timeout)
         except (av.error.FFmpegError, OSError, ValueError) as exc:
-            raise InputError(f"stream {redact_url(self.url)} unreachable: {describe_av_error(exc)}") from None
+            reason = describe_open_error(exc, time.monotonic() - started, self.timeout)
+            raise InputError(f"stream {redact_url(self.url)} unreachable: {reason}") from None
