@@ -24,13 +24,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
 from . import __version__
+from .config import X264_CRF, X264_PRESET, RunConfig
 from .engine import Engine
+from .errors import UsageError
 from .frames import Frame
 from .models.hub import load_model
 
@@ -111,16 +113,13 @@ def bench_codec(clip: Path, out: Path, *, preset: str, crf: int) -> dict[str, An
 
 
 def bench_file(clip: Path, out: Path, engine: Engine, *, preset: str, crf: int, batch: int) -> dict[str, Any]:
-    """End-to-end: the CLI's own job code (decode -> enhance -> encode + audio copy), no progress bar."""
-    from .jobs import JobOptions, open_input, open_output
-    from .pipeline import Pipeline
+    """End-to-end: the CLI's own run builder (decode -> enhance -> encode + audio copy), no progress bar."""
+    from .run import open_run
 
-    options = JobOptions(crf=crf, preset=preset, batch_size=batch, quiet=True)
-    source = open_input(str(clip), engine)
-    sink = open_output(out, source, options)
-    pipeline = Pipeline(source, engine, [sink], batch_size=batch)
+    config = RunConfig(source=str(clip), out=str(out), crf=crf, preset=preset, batch=batch, quiet=True)
+    run = open_run(config, engine)
     t0 = time.perf_counter()
-    stats = pipeline.run()
+    stats = run.pipeline.run()
     elapsed = time.perf_counter() - t0
     return {"frames": stats.frames_out, "seconds": elapsed, "fps": stats.frames_out / elapsed,
             "inference_ms_per_frame": stats.infer_ms_per_frame, "write_ms_per_frame": stats.write_ms_per_frame}
@@ -137,9 +136,13 @@ def _device_configs(devices: Sequence[str]) -> list[tuple[str, bool]]:
 
 
 def run_bench(*, model: str | None = None, proc_size: int | None = None, devices: Sequence[str] = ("cpu", "cuda"),
-              seconds: float = 3.0, clip_seconds: float = 4.0, preset: str = "veryfast", crf: int = 18,
-              viewer: bool = False, threads: int | None = None, log=print) -> dict[str, Any]:
-    """Run every benchmark; returns a JSON-able dict (see module docstring)."""
+              seconds: float = 3.0, clip_seconds: float = 4.0, preset: str = X264_PRESET, crf: int = X264_CRF,
+              viewer: bool = False, threads: int | None = None, log=print,
+              viewer_bench: Callable[..., dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Run every benchmark; returns a JSON-able dict (see module docstring).
+
+    ``viewer``: also measure the viewer with ``viewer_bench`` (handed in by the launcher: the runtime
+    does not import the viewer)."""
     net, info = load_model(model)
     result: dict[str, Any] = {
         "lowlight_rt_version": __version__,
@@ -165,7 +168,7 @@ def run_bench(*, model: str | None = None, proc_size: int | None = None, devices
     with tempfile.TemporaryDirectory(prefix="lowlight-bench-") as tmp:
         clip = make_clip(Path(tmp) / "clip720.mp4", seconds=clip_seconds)
         engine = Engine(net, device=best_device, fp16=True, proc_size=proc_size, threads=threads)
-        batch = 4 if engine.device_type == "cuda" else 1
+        batch = RunConfig().batch_size(engine.device_type)
         bench_file(clip, Path(tmp) / "warm.mp4", engine, preset=preset, crf=crf, batch=batch)  # warm-up run
         e2e = bench_file(clip, Path(tmp) / "e2e.mp4", engine, preset=preset, crf=crf, batch=batch)
         ceiling = bench_codec(clip, Path(tmp) / "codec.mp4", preset=preset, crf=crf)
@@ -193,16 +196,17 @@ def run_bench(*, model: str | None = None, proc_size: int | None = None, devices
         result["targets"]["cuda_file_codec_bound(ratio>=0.8)"] = ratio >= CPU_TARGET_RATIO
 
     if viewer:
-        from ui.bench import bench_viewer
-
-        v = bench_viewer(seconds=10.0, width=1280, height=720, fps=30.0, model=model, proc_size=proc_size)
+        if viewer_bench is None:
+            raise UsageError("the viewer benchmark needs the viewer: run it with the lowlight-rt command (python -m lowlight_app)")
+        v = viewer_bench(seconds=10.0, width=1280, height=720, fps=30.0, model=model, proc_size=proc_size)
         result["viewer"] = v
         log(f"viewer      720p@30 fake camera: display {v.get('display_fps', 0):.1f} FPS, "
             f"median latency {v.get('latency_ms_median', 0):.0f} ms")
     return result
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *,
+         viewer_bench: Callable[..., dict[str, Any]] | None = None) -> int:
     p = argparse.ArgumentParser(prog="lowlight-rt bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout (logs go to stderr)")
@@ -211,8 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--device", choices=("all", "cpu", "cuda"), default="all")
     p.add_argument("--seconds", type=float, default=3.0, help="time per model-only measurement")
     p.add_argument("--clip-seconds", type=float, default=4.0, help="length of the generated 720p clip")
-    p.add_argument("--preset", default="veryfast", help="x264 preset for both file runs")
-    p.add_argument("--crf", type=int, default=18)
+    p.add_argument("--preset", default=X264_PRESET, help=f"x264 preset for both file runs (default {X264_PRESET})")
+    p.add_argument("--crf", type=int, default=X264_CRF, help=f"x264 quality (default {X264_CRF})")
     p.add_argument("--threads", type=int, help="CPU inference threads (default: all cores)")
     p.add_argument("--viewer", action="store_true", help="also measure the viewer on a 720p@30 fake camera")
     args = p.parse_args(argv)
@@ -220,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
     result = run_bench(model=args.model, proc_size=args.proc_size, devices=devices, seconds=args.seconds,
                        clip_seconds=args.clip_seconds, preset=args.preset, crf=args.crf, viewer=args.viewer,
-                       threads=args.threads, log=log)
+                       threads=args.threads, log=log, viewer_bench=viewer_bench)
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     return 0

@@ -18,6 +18,21 @@ EXIT_INTERRUPTED = 130  # Ctrl-C: the output was finalised but is PARTIAL
 EXIT_TERMINATED = 143   # SIGTERM (kill, timeout, systemd, docker stop): the output was finalised
 
 
+DOCUMENTED_EXIT_CODES: dict[int, str] = {
+    EXIT_OK: "success",
+    EXIT_INTERNAL: "internal error (a bug: please report it with --debug output)",
+    EXIT_USAGE: "bad command line",
+    EXIT_INPUT: "input missing, unreadable or corrupt; camera absent; stream unreachable",
+    EXIT_OUTPUT: "output not writable, or output path equals the input",
+    EXIT_MODEL: "unknown model name, or a file that is not a lowlight-rt checkpoint",
+    EXIT_PARTIAL: "an error stopped processing mid-way: the output was finalised but is PARTIAL",
+    EXIT_DEVICE: "requested device not available (e.g. --device cuda without CUDA, or no display for the viewer)",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C): the output was finalised but is PARTIAL",
+    EXIT_TERMINATED: "terminated (SIGTERM: kill, timeout, systemd, docker stop): the output was finalised",
+}
+"""Every exit code with its one-line meaning: the table ``lowlight-rt --help`` prints (README: the same)."""
+
+
 class LowlightError(Exception):
     """Base class: a problem with the user's input, not a bug."""
 

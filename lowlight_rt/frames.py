@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Callable
 
 import numpy as np
 
@@ -62,11 +63,6 @@ class Frame:
         return int(self.image.shape[1])
 
     @property
-    def inference_image(self) -> np.ndarray:
-        """The picture the network should see: ``proc`` if set, else ``image``."""
-        return self.image if self.proc is None else self.proc
-
-    @property
     def time(self) -> float | None:
         """Presentation time in seconds, or ``None``."""
         if self.pts is None or self.time_base is None:
@@ -90,3 +86,23 @@ def processing_shape(width: int, height: int, proc_size: int | None, multiple: i
     w = max(multiple, int(round(width * scale / multiple)) * multiple)
     h = max(multiple, int(round(height * scale / multiple)) * multiple)
     return w, h
+
+
+ShapeRule = Callable[[int, int], "tuple[int, int]"]
+"""``(width, height) -> (w, h)`` the network runs at for a frame of that size.
+
+The engine owns the processing size: a source is handed the engine's rule (``engine.proc_shape``)
+and asks it for every frame, so the ``Frame.proc`` it downsamples is exactly what the engine runs
+at, whatever model or processing size is chosen meanwhile. :class:`FixedShape` is a fixed rule for
+sources used without an engine."""
+
+
+@dataclass(frozen=True)
+class FixedShape:
+    """A fixed :data:`ShapeRule`: ``processing_shape(w, h, short_side, multiple)`` (sources without an engine)."""
+
+    short_side: int
+    multiple: int = 8
+
+    def __call__(self, width: int, height: int) -> tuple[int, int]:
+        return processing_shape(width, height, self.short_side, self.multiple)

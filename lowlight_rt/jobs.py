@@ -1,110 +1,20 @@
-"""A headless job: open the input, open the output, run the pipeline, report.
+"""A headless job: build the run (:func:`lowlight_rt.run.open_run`), run it with a progress bar, report.
 
 Used by the CLI for files, image folders, and camera / stream recording with ``--no-gui``.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from .config import RunConfig
 from .engine import Engine
-from .errors import (EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, LowlightError, PartialOutputError,
-                     Terminated, UsageError)
-from .pipeline import Pipeline, PipelineStats
-from .sinks import ImageFileSink, ImageFolderSink, VideoFileSink, check_output_path
-from .sources import IMAGE_EXTENSIONS, open_source, source_kind
+from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, LowlightError, PartialOutputError, Terminated
+from .pipeline import PipelineStats
+from .run import open_run
 from .sources.base import Source
-
-VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".ts", ".flv"})
-"""Output names that mean a video file (refused for image inputs instead of becoming a folder)."""
-
-H264_CONTAINERS = frozenset(VIDEO_EXTENSIONS - {".webm"})
-"""Video outputs the H.264 sink can write (WebM holds only VP8/VP9/AV1)."""
-
-
-def check_output_kind(spec: str | int, out: str | os.PathLike, *, kind: str | None = None,
-                      image_count: int | None = None) -> None:
-    """Raise ``UsageError`` (exit 2) when ``out`` cannot hold what ``spec`` gives.
-
-    Images give images (an image file, or a folder), anything else gives video (a video file):
-    an image into ``.mp4``, a video into ``.png``, into a folder or into a name without a video
-    extension are usage errors. ``kind`` (``source_kind``'s) and ``image_count`` (files of an image
-    input, when known) refine the check; run before anything is loaded or written.
-    """
-    raw = os.fspath(out)
-    path = Path(raw)
-    suffix = path.suffix.lower()
-    as_folder = raw.endswith(("/", os.sep)) or path.is_dir()
-    kind = kind or source_kind(spec)
-    if kind == "images":
-        if suffix in VIDEO_EXTENSIONS and not as_folder:
-            raise UsageError(f"{raw}: an image input gives images, not a video: write to an image file "
-                             f"(e.g. out.png) or a folder")
-        if suffix in IMAGE_EXTENSIONS and not as_folder and (image_count or 0) > 1:
-            raise UsageError(f"{raw}: {image_count} input images need an output folder, not one image file")
-        return
-    if as_folder:
-        raise UsageError(f"{raw}: a video input needs a video file output (e.g. out.mp4), not a folder")
-    if suffix in IMAGE_EXTENSIONS:
-        raise UsageError(f"{raw}: a video input needs a video file output (.mp4, .mkv, .mov), not an image")
-    if suffix == ".webm":
-        raise UsageError(f"{raw}: WebM cannot hold the H.264 video lowlight-rt writes: use .mp4, .mkv or .mov")
-    if suffix not in H264_CONTAINERS:
-        what = f"'{suffix}'" if suffix else "a name without extension"
-        raise UsageError(f"{raw}: cannot tell a video format from {what}: use .mp4, .mkv or .mov")
-
-@dataclass
-class JobOptions:
-    """Output and run options of a headless job (see ``lowlight-rt --help``)."""
-
-    side_by_side: bool = False
-    crf: int = 18
-    preset: str = "veryfast"
-    batch_size: int | None = None
-    max_frames: int | None = None
-    quiet: bool = False
-    loop: bool = False
-    camera_options: dict[str, Any] | None = None
-    stream_options: dict[str, Any] | None = None
-
-
-def open_input(spec: str | int, engine: Engine, *, realtime: bool = False, loop: bool = False,
-               camera_options: dict[str, Any] | None = None,
-               stream_options: dict[str, Any] | None = None) -> Source:
-    """Open ``spec`` with the processing size the engine wants (frames downsampled in the capture thread)."""
-    return open_source(spec, proc_size=engine.proc_size, size_multiple=engine.size_multiple,
-                       realtime=realtime, loop=loop, camera_options=camera_options,
-                       stream_options=stream_options)
-
-
-def open_output(out: str | os.PathLike, source: Source, options: JobOptions):
-    """The sink for ``out``: an image folder / image file for image inputs, else an H.264 MP4.
-
-    A live input (camera, live stream) is recorded crash-safe (fragmented MP4: SIGKILL, a power
-    cut or a full disk lose at most the last ~2 s); a file gives a normal MP4, index first.
-
-    Raises ``UsageError`` when ``out`` cannot hold the input (:func:`check_output_kind`).
-    """
-    info = source.info
-    images = info.kind == "images"
-    check_output_kind(info.path or "", out, kind="images" if images else "video",
-                      image_count=info.frame_count if images else None)
-    raw, out = os.fspath(out), Path(out)
-    if images:
-        if out.suffix.lower() in IMAGE_EXTENSIONS and not out.is_dir() and not raw.endswith(("/", os.sep)):
-            return ImageFileSink(out, input_path=info.path)
-        return ImageFolderSink(out, input_dir=info.path)
-    check_output_path(out, info.path)
-    audio_from = info.path if (info.audio_stream_indices and info.path and not info.is_live) else None
-    return VideoFileSink(out, info.width, info.height, time_base=info.time_base, fps=info.fps,
-                         audio_from=audio_from, crf=options.crf, preset=options.preset,
-                         side_by_side=options.side_by_side, metadata=info.metadata,
-                         rotation=info.rotation, fragmented=info.is_live)
 
 
 class OverloadMonitor:
@@ -145,27 +55,24 @@ class OverloadMonitor:
         return None
 
 
-def run_job(spec: str | int, out: str | os.PathLike, engine: Engine, options: JobOptions,
-            model_name: str = "") -> int:
-    """Enhance ``spec`` into ``out``; prints a progress bar and a summary unless ``options.quiet``.
+def run_job(config: RunConfig, engine: Engine, model_name: str = "") -> int:
+    """Enhance ``config.source`` into ``config.out``; prints a progress bar and a summary unless ``config.quiet``.
 
     Returns the exit code: 0 on success, 130 when interrupted with Ctrl-C and 143 on SIGTERM
     (:class:`~lowlight_rt.errors.Terminated`); the output is finalised in both cases.
     Raises ``PartialOutputError`` when an error stopped processing after the output was started.
     """
-    out_path = Path(out)
+    out_path = Path(config.out)
     existed = out_path.exists()
-    source = open_input(spec, engine, loop=options.loop, camera_options=options.camera_options,
-                        stream_options=options.stream_options)
     try:
-        sink = open_output(out, source, options)
-    except BaseException:
-        source.stop()
+        run = open_run(config, engine)
+    except BaseException:  # e.g. SIGTERM right now: the output was closed (nothing written: remove it)
+        if not existed:
+            _remove_empty_output(out_path)
         raise
+    source, pipeline, sink = run.source, run.pipeline, run.sinks[0]
     try:
-        batch = options.batch_size or (4 if engine.device_type == "cuda" else 1)
-        pipeline = Pipeline(source, engine, [sink], batch_size=batch)
-        bar = None if options.quiet else _progress_bar(source, out_path)
+        bar = None if config.quiet else _progress_bar(source, out_path)
         monitor = OverloadMonitor(source.info.fps) if source.info.is_live else None
         progress = _progress_callback(bar, monitor)
     except BaseException:  # e.g. SIGTERM right now: close the output (nothing written: remove it)
@@ -177,11 +84,11 @@ def run_job(spec: str | int, out: str | os.PathLike, engine: Engine, options: Jo
                 _remove_empty_output(out_path)
         raise
     try:
-        stats = pipeline.run(progress=progress, max_frames=options.max_frames)
+        stats = pipeline.run(progress=progress, max_frames=config.max_frames)
     except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: the pipeline has finalised the output
         stats = pipeline.stats
         terminated = isinstance(e, Terminated)
-        _finish(bar, stats, options, engine, model_name, out_path, "terminated" if terminated else "interrupted",
+        _finish(bar, stats, config, engine, model_name, out_path, "terminated" if terminated else "interrupted",
                 source, monitor)
         what = "recording" if source.info.is_live else "partial output"
         if terminated:
@@ -195,7 +102,7 @@ def run_job(spec: str | int, out: str | os.PathLike, engine: Engine, options: Jo
         return EXIT_INTERRUPTED
     except Exception as e:
         stats = pipeline.stats
-        _finish(bar, stats, options, engine, model_name, out_path, "failed", source, monitor)
+        _finish(bar, stats, config, engine, model_name, out_path, "failed", source, monitor)
         if stats.frames_out > 0:
             reason = str(e) if isinstance(e, LowlightError) else f"{type(e).__name__}: {e}"
             kept = getattr(sink, "frames_kept", None)
@@ -205,7 +112,7 @@ def run_job(spec: str | int, out: str | os.PathLike, engine: Engine, options: Jo
         if not existed:
             _remove_empty_output(out_path)
         raise
-    _finish(bar, stats, options, engine, model_name, out_path, "done", source, monitor)
+    _finish(bar, stats, config, engine, model_name, out_path, "done", source, monitor)
     return EXIT_OK
 
 
@@ -268,12 +175,12 @@ def _progress_bar(source: Source, out: Path) -> _Progress:
     return _Progress(source.info.frame_count, desc=out.name)
 
 
-def _finish(bar: _Progress | None, stats: PipelineStats, options: JobOptions, engine: Engine,
+def _finish(bar: _Progress | None, stats: PipelineStats, config: RunConfig, engine: Engine,
             model_name: str, out: Path, state: str, source: Source | None = None,
             monitor: OverloadMonitor | None = None) -> None:
     if bar is not None:
         bar.close()
-    if options.quiet:
+    if config.quiet:
         return
     notes = _source_notes(source)
     if monitor is not None and monitor.message is not None:

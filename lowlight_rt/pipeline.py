@@ -85,10 +85,15 @@ class Pipeline:
         self._latencies: deque[float] = deque(maxlen=300)
 
     # -- control --------------------------------------------------------------------------------
-    def start(self) -> None:
-        """Start capture, inference and writer threads (returns at once)."""
+    def start(self, max_frames: int | None = None) -> None:
+        """Start capture, inference and writer threads (returns at once); the writer stops after
+        ``max_frames`` frames when given (then :attr:`reached_max_frames`)."""
         if self._writer is not None:
             return
+        if max_frames is not None:
+            if max_frames < 1:
+                raise ValueError("max_frames must be >= 1")
+            self._max_frames = max_frames
         self._t0 = time.perf_counter()
         self.source.start()
         self.worker.start()
@@ -123,8 +128,7 @@ class Pipeline:
         """
         if max_frames is not None and max_frames < 1:
             raise ValueError("max_frames must be >= 1")
-        self._max_frames = max_frames
-        self.start()
+        self.start(max_frames)
         try:
             while not self._done.wait(interval):
                 if progress is not None:
@@ -166,6 +170,11 @@ class Pipeline:
     def finished(self) -> bool:
         """True once the writer thread has ended (end of input, error or stop)."""
         return self._done.is_set()
+
+    @property
+    def reached_max_frames(self) -> bool:
+        """True if the run ended because ``max_frames`` frames were written."""
+        return self._cut
 
     @property
     def completed(self) -> bool:

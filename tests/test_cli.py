@@ -378,7 +378,7 @@ def test_stream_timeout_option_reaches_the_source(monkeypatch, capsys, tmp_path)
         from lowlight_rt.errors import InputError
         raise InputError("stop here")
 
-    monkeypatch.setattr("lowlight_rt.jobs.open_source", fake_open_source)
+    monkeypatch.setattr("lowlight_rt.run.open_source", fake_open_source)
     code, _, err = run_cli(capsys, "-q", "--input", "rtsp://example.invalid/x", "--no-gui",
                            "--out", tmp_path / "x.mp4", "--timeout", "1.5", "--retries", "2")
     assert_one_error_line(err, code, EXIT_INPUT)
@@ -455,7 +455,10 @@ def test_viewer_without_display_is_one_line(capsys, monkeypatch, tmp_path):
     for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(sys, "platform", "linux")
-    code, _, err = run_cli(capsys, "-q", "--camera", "0")
+    from lowlight_app import main as command  # the lowlight-rt command: the viewer is handed in there
+
+    code = command(["-q", "--camera", "0"])
+    err = capsys.readouterr().err
     assert "--no-gui" in assert_one_error_line(err, code, EXIT_DEVICE)
 
 

@@ -17,7 +17,7 @@ import torch
 
 from lowlight_rt.cli import main
 from lowlight_rt.engine import Engine, apply_operator_numpy
-from lowlight_rt.frames import SWS_TO_RGB, Frame
+from lowlight_rt.frames import SWS_TO_RGB, FixedShape, Frame
 from lowlight_rt.models.affine import AffineOperatorModel
 from lowlight_rt.models.base import EnhancementModel
 from lowlight_rt.sinks import VideoFileSink
@@ -83,7 +83,7 @@ def test_decoded_frames_are_not_darkened(dark_clip):
 
 def test_downscaled_processing_frames_are_not_darkened(dark_clip):
     """``Frame.proc`` (what the network sees) has the full-resolution frame's brightness."""
-    source = open_source(dark_clip, proc_size=96)
+    source = open_source(dark_clip, proc_shape=FixedShape(96))
     try:
         frames = list(source)
     finally:
@@ -171,7 +171,7 @@ def test_identity_operator_returns_the_exact_input():
 def test_identity_models_return_the_exact_input_at_every_strength(model, strength):
     engine = Engine(model, device="cpu", threads=1, proc_size=0, strength=strength)
     image = _noisy(1)
-    assert np.array_equal(engine.enhance_array(image), image)
+    assert np.array_equal(engine.enhance([Frame(image=image, index=0)])[0], image)
 
 
 @pytest.mark.parametrize("strength", [0.5, 1.0])
@@ -183,6 +183,6 @@ def test_operator_application_has_no_systematic_bias(gain, offset, strength):
     image = np.clip(rng.normal(60, 25, (96, 160, 3)), 0, 255).astype(np.uint8)  # no clipping at 255
     g = 1.0 + strength * (gain - 1.0)
     expected = np.clip(strength * offset * 255.0 + g * image.astype(np.float64), 0, 255)
-    out = engine.enhance_array(image).astype(np.float64)
+    out = engine.enhance([Frame(image=image, index=0)])[0].astype(np.float64)
     assert np.abs(out - expected).max() <= 0.5 + 1e-3
     assert abs((out - expected).mean()) < 0.02, (out - expected).mean()

@@ -74,7 +74,7 @@ def test_proc_shape_follows_settings():
     engine.set_proc_size(360)
     assert engine.proc_shape(1280, 720) == (640, 360)
     engine.set_proc_size(0)
-    assert engine.proc_size is None and engine.proc_shape(1280, 720) == (1280, 720)
+    assert engine.proc_size == 0 and engine.proc_shape(1280, 720) == (1280, 720)  # 0 = full resolution
     engine.set_proc_size(None)
     assert engine.proc_shape(1280, 720) == (344, 192)
     with pytest.raises(ValueError):

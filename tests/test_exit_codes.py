@@ -19,7 +19,8 @@ import pytest
 import torch
 
 from lowlight_rt import errors
-from lowlight_rt.cli import EPILOG, main
+from lowlight_app import main  # the lowlight-rt command (viewer included)
+from lowlight_rt.cli import EPILOG
 from lowlight_rt.engine import Engine
 from tests import media
 

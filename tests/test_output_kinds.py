@@ -12,8 +12,9 @@ import cv2
 import numpy as np
 import pytest
 
+from lowlight_app import main  # the lowlight-rt command (viewer included)
 from lowlight_rt import cli
-from lowlight_rt.cli import main
+from ui import display
 from tests import media
 
 REPO = Path(__file__).resolve().parents[1]
@@ -142,7 +143,7 @@ def test_viewer_when_the_xcb_plugin_cannot_load(capsys, linux_without_display):
     def missing(path):
         raise OSError(f"libxcb-icccm.so.4: cannot open shared object file: No such file or directory")
 
-    linux_without_display.setattr(cli, "_load_library", missing)
+    linux_without_display.setattr(display, "_load_library", missing)
     code = main(["--input", "fake:64x64@10", "--view"])
     line = one_error_line(capsys.readouterr().err)
     assert code == 7, line
@@ -153,11 +154,11 @@ def test_viewer_when_the_xcb_plugin_cannot_load(capsys, linux_without_display):
 
 def test_viewer_when_no_x_server_answers(capsys, linux_without_display):
     try:
-        cli._load_library("libxcb.so.1")
+        display._load_library("libxcb.so.1")
     except OSError:
         pytest.skip("libxcb is not installed")
     linux_without_display.setenv("DISPLAY", ":97")  # no X server there
-    linux_without_display.setattr(cli, "_xcb_plugin_problem", lambda: None)
+    linux_without_display.setattr(display, "_xcb_plugin_problem", lambda: None)
     code = main(["--input", "fake:64x64@10", "--view"])
     line = one_error_line(capsys.readouterr().err)
     assert code == 7 and "cannot connect to the X server at DISPLAY=:97" in line
@@ -166,7 +167,7 @@ def test_viewer_when_no_x_server_answers(capsys, linux_without_display):
 @pytest.mark.parametrize("platform", ["offscreen", "minimal"])
 def test_headless_qt_platforms_need_no_display(linux_without_display, platform):
     linux_without_display.setenv("QT_QPA_PLATFORM", platform)
-    cli._check_display()  # no error
+    display.check_display()  # no error
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="xcb is Qt's Linux platform")
@@ -176,7 +177,7 @@ def test_viewer_with_a_dead_display_is_one_line_not_a_qt_abort(tmp_path):
     and one line, not Qt's multi-line abort (exit 134)."""
     env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "WAYLAND_DISPLAY", "XDG_SESSION_TYPE")}
     env.update(DISPLAY=":97", OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "lowlight_rt", "--input", "fake:64x64@10", "--view"],
+    proc = subprocess.run([sys.executable, "-m", "lowlight_app", "--input", "fake:64x64@10", "--view"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 7, proc.stderr
     line = one_error_line(proc.stderr)

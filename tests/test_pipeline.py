@@ -89,7 +89,7 @@ def wait_until(predicate, timeout: float = 10.0) -> None:
 # -- files -----------------------------------------------------------------------------------------
 def test_file_run_every_frame_in_order_and_stats(clip, no_thread_left):
     engine = make_engine()
-    source = open_source(str(clip), proc_size=engine.proc_size, size_multiple=engine.size_multiple)
+    source = open_source(str(clip), proc_shape=engine.proc_shape)
     sink = RecordingSink()
     pipeline = Pipeline(source, engine, [sink], batch_size=2)
     seen = []
@@ -113,7 +113,7 @@ def test_file_run_every_frame_in_order_and_stats(clip, no_thread_left):
 
 def test_max_frames_is_exact_and_cuts_the_output(clip, no_thread_left):
     engine = make_engine()
-    source = open_source(str(clip), proc_size=engine.proc_size)
+    source = open_source(str(clip), proc_shape=engine.proc_shape)
     sink = RecordingSink()
     stats = Pipeline(source, engine, [sink], batch_size=4).run(max_frames=7)
     assert stats.frames_out == 7 and sink.indices == list(range(7))
@@ -132,7 +132,7 @@ def test_engine_error_mid_run(clip, no_thread_left):
         return submit(frames)
 
     engine.submit = failing
-    source = open_source(str(clip), proc_size=engine.proc_size)
+    source = open_source(str(clip), proc_shape=engine.proc_shape)
     sink = RecordingSink()
     pipeline = Pipeline(source, engine, [sink], batch_size=1)
     with pytest.raises(RuntimeError, match="engine broke"):
@@ -147,7 +147,7 @@ def test_engine_error_mid_run(clip, no_thread_left):
 def test_progress_callback_exception_finalises_and_stops(clip, no_thread_left, exc):
     """Ctrl-C (or a failing progress callback) stops every thread and closes sinks as partial."""
     engine = slow_down(make_engine(), 0.02)
-    source = open_source(str(clip), proc_size=engine.proc_size)
+    source = open_source(str(clip), proc_shape=engine.proc_shape)
     sink = RecordingSink()
     pipeline = Pipeline(source, engine, [sink])
 
@@ -165,7 +165,7 @@ def test_progress_callback_exception_finalises_and_stops(clip, no_thread_left, e
 
 def test_partial_video_file_is_playable(clip, tmp_path, no_thread_left):
     engine = slow_down(make_engine(), 0.01)
-    source = open_source(str(clip), proc_size=engine.proc_size)
+    source = open_source(str(clip), proc_shape=engine.proc_shape)
     info = source.info
     out = tmp_path / "cut.mp4"
     sink = VideoFileSink(out, info.width, info.height, time_base=info.time_base, fps=info.fps,
@@ -183,7 +183,7 @@ def test_partial_video_file_is_playable(clip, tmp_path, no_thread_left):
 def test_live_drop_policy_with_slow_engine(no_thread_left):
     """A 200 FPS fake camera into a ~25 FPS engine: frames are dropped and counted, never queued."""
     engine = slow_down(make_engine(), 0.04)
-    source = FakeLiveSource(160, 96, fps=200.0, proc_size=engine.proc_size)
+    source = FakeLiveSource(160, 96, fps=200.0, proc_shape=engine.proc_shape)
     sink = RecordingSink()
     pipeline = Pipeline(source, engine, [sink], batch_size=8)
     assert pipeline.worker.batch_size == 1  # live sources never batch
@@ -204,7 +204,7 @@ def test_live_drop_policy_with_slow_engine(no_thread_left):
 def test_live_stop_mid_run_and_add_remove_sink(tmp_path, no_thread_left):
     """The viewer's record button: a file sink added and removed while frames flow is a valid MP4."""
     engine = make_engine()
-    source = FakeLiveSource(160, 96, fps=60.0, proc_size=engine.proc_size)
+    source = FakeLiveSource(160, 96, fps=60.0, proc_shape=engine.proc_shape)
     pipeline = Pipeline(source, engine)
     pipeline.start()
     try:

@@ -1,7 +1,7 @@
 """Live recordings survive the ways processes really end: SIGKILL (no handler runs) and a full disk.
 
 Live recordings (camera, stream, headless ``--no-gui --out``, the viewer's record button) are
-fragmented MP4s: the runs below are real ``python -m lowlight_rt`` processes recording a live
+fragmented MP4s: the runs below are real ``python -m lowlight_app`` (``lowlight-rt``) processes recording a live
 stand-in source (``fake:WxH@FPS``, or a file played in the viewer), killed from outside or
 stopped by a size limit, and the file they leave is then read with PyAV.
 """
@@ -33,7 +33,7 @@ MAX_LOSS_S = 2.0
 
 def start(*args: str | os.PathLike, preexec_fn=None, **env_vars: str) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1", **env_vars)
-    return subprocess.Popen([sys.executable, "-m", "lowlight_rt", *map(os.fspath, args)], cwd=REPO, env=env,
+    return subprocess.Popen([sys.executable, "-m", "lowlight_app", *map(os.fspath, args)], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=preexec_fn)
 
 

@@ -1,7 +1,7 @@
 """SIGTERM (``kill``, ``timeout``, systemd, ``docker stop``) ends a run like Ctrl-C: the output is
 finalised (a playable MP4), one line on stderr, exit 143.
 
-The runs are real ``python -m lowlight_rt`` processes, signalled from outside while they write.
+The runs are real ``python -m lowlight_app`` (``lowlight-rt``) processes, signalled from outside while they write.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGTERM") or sys.platform =
 
 def start(*args: str | os.PathLike, **env_vars: str) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", **env_vars)
-    return subprocess.Popen([sys.executable, "-m", "lowlight_rt", *map(os.fspath, args)], cwd=REPO, env=env,
+    return subprocess.Popen([sys.executable, "-m", "lowlight_app", *map(os.fspath, args)], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from lowlight_rt.errors import InputError
-from lowlight_rt.frames import processing_shape
+from lowlight_rt.frames import FixedShape, processing_shape
 from lowlight_rt.sources import (
     BoundedFrameQueue,
     CameraSource,
@@ -107,7 +107,7 @@ def test_file_source_every_frame_in_order_with_pts(clip):
     assert [f.index for f in frames] == list(range(30))
     assert [Fraction(f.pts) * f.time_base for f in frames] == times
     assert all(f.image.shape == (96, 160, 3) and f.image.dtype == np.uint8 for f in frames)
-    assert all(f.proc is None for f in frames)  # no proc_size: nothing to downsample
+    assert all(f.proc is None for f in frames)  # no shape rule: nothing to downsample
     assert frames[0].capture_time <= frames[-1].capture_time
     assert src.stats.captured == 30 and src.stats.decode_errors == 0 and src.stats.dropped == 0
 
@@ -123,7 +123,7 @@ def test_file_source_vfr_pts(vfr_clip):
 
 
 def test_file_source_proc_downsampled_in_capture_thread(odd_clip):
-    with open_source(odd_clip, proc_size=120, size_multiple=8) as src:
+    with open_source(odd_clip, proc_shape=FixedShape(120, 8)) as src:
         frames = list(src)
     pw, ph = processing_shape(853, 481, 120, 8)
     assert len(frames) == 6
@@ -135,12 +135,14 @@ def test_file_source_proc_downsampled_in_capture_thread(odd_clip):
         assert np.abs(ref.astype(int) - f.proc).mean() < 4
 
 
-def test_set_proc_size_applies_to_next_frames(clip):
-    src = open_source(clip, proc_size=48)
+def test_shape_rule_is_asked_per_frame(clip):
+    """The source asks its shape rule (the engine's) for every frame: a change applies to the next ones."""
+    shape = {"rule": FixedShape(48)}
+    src = open_source(clip, proc_shape=lambda w, h: shape["rule"](w, h))
     try:
         first = src.read(timeout=5)
         assert first.proc.shape[:2] == (48, 80)
-        src.set_proc_size(None)
+        shape["rule"] = lambda w, h: (w, h)  # full resolution
         rest = [f for f in iter(lambda: src.read(timeout=5), None)]
     finally:
         src.stop()
@@ -213,7 +215,7 @@ def test_stop_mid_file_joins_blocked_thread(clip):
 # -- images -------------------------------------------------------------------------------------
 def test_image_folder_sorted_names_non_ascii(image_folder):
     (image_folder / "notes.txt").write_text("not an image")
-    with open_source(image_folder, proc_size=16) as src:
+    with open_source(image_folder, proc_shape=FixedShape(16)) as src:
         assert isinstance(src, ImageSource)
         frames = list(src)
     assert [f.name for f in frames] == ["img1.jpg", "img2.png", "img10.png", "nuit_été_🌙.png", "small.bmp"]
@@ -342,7 +344,7 @@ def test_fake_live_error_is_reraised_by_read():
 
 
 def test_fake_spec_and_proc():
-    with open_source("fake:64x48@100", proc_size=16) as src:
+    with open_source("fake:64x48@100", proc_shape=FixedShape(16)) as src:
         f = src.read(timeout=2)
     assert f.image.shape == (48, 64, 3) and f.proc.shape == (16, 24, 3)
 

@@ -74,14 +74,23 @@ def test_meters():
     assert lat.median() == pytest.approx(0.03) and lat.last == 0.04
 
 
-def test_options_from_namespace():
-    import argparse
+def test_options_from_a_run_config_and_keywords():
+    from lowlight_rt.config import RunConfig
 
-    ns = argparse.Namespace(input=None, camera="2", fp32=True, out="rec.mp4", strength=0.5,
-                            quit_after=3, screenshot=None, something_else=1)
-    o = ViewerOptions.from_any(ns)
-    assert o.source_spec == 2 and o.fp16 is False and o.record == "rec.mp4" and o.quit_after == 3
-    assert o.extra["something_else"] == 1
+    config = RunConfig(source=2, fp16=False, out="rec.mp4", strength=0.5, crf=23, preset="fast", threads=1,
+                       timeout=3.0, retries=1, max_frames=9)
+    o = ViewerOptions.from_any(config, quit_after=3)
+    assert o.run == config and o.quit_after == 3     # every run option reaches the viewer
+    o = ViewerOptions.from_any(source_spec="clip.mp4", record="r.mp4", model="classical", mode="split")
+    assert (o.run.source, o.run.out, o.run.model, o.mode) == ("clip.mp4", "r.mp4", "classical", "split")
+    assert o.run.loop  # the viewer loops files
+
+
+def test_options_refuse_unknown_keys():
+    with pytest.raises(TypeError, match="strenght"):
+        ViewerOptions.from_any(strenght=0.5)
+    with pytest.raises(TypeError, match="something_else"):
+        ViewerOptions.from_any({"quit_after": 3, "something_else": 1})
 
 
 def test_viewer_doc_lists_every_shortcut():
@@ -164,7 +173,7 @@ def fake_camera(fail_at: int | None = None, fail_opens: int = 1, w: int = W, h: 
 
     state = {"opens": 0}
 
-    def factory(proc_size=None, size_multiple=8):
+    def factory(proc_shape=None):
         state["opens"] += 1
         gen = moving_pattern(w, h)
         if fail_at is not None and state["opens"] <= fail_opens:
@@ -175,7 +184,7 @@ def fake_camera(fail_at: int | None = None, fail_opens: int = 1, w: int = W, h: 
                     raise OSError("camera unplugged")
                 return inner(i)
 
-        return FakeLiveSource(w, h, fps, generator=gen, proc_size=proc_size, size_multiple=size_multiple)
+        return FakeLiveSource(w, h, fps, generator=gen, proc_shape=proc_shape)
 
     factory.description = "fake camera"
     factory.state = state
@@ -193,7 +202,7 @@ def make_window(qtbot, tmp_path):
         kw.setdefault("output_dir", str(tmp_path))
         kw.setdefault("retry_delay", 0.2)
         kw.setdefault("size", (700, 360))
-        win = MainWindow(ViewerOptions(source_spec=spec, **kw))
+        win = MainWindow(ViewerOptions.from_any(source=spec, **kw))
         qtbot.addWidget(win)
         win.show()
         win.start()
@@ -347,7 +356,7 @@ def test_recording_started_mid_file_starts_at_zero_in_sync(qtbot, make_window, c
     pos = lambda: win.session.position(win._current.frame) or 0.0
     qtbot.waitUntil(lambda: 0.4 <= pos() < 1.0, timeout=10000)   # mid-file, well before its end
     rec = win.toggle_recording()
-    sink = win.session._record_sink
+    sink = win.session.recorder.sink
     _wait_frames(qtbot, win, 10)
     assert win.toggle_recording() == rec                  # stopped via Pipeline.remove_sink
     start = sink.start_time
@@ -528,7 +537,6 @@ def test_controls_processing_size_model_and_help(qtbot, make_window):
     win.step_proc_size(-1)                       # one size smaller than the model's default
     smaller = win.proc_combo.currentData()
     assert 0 < smaller < default and engine.proc_size == smaller
-    assert win.session.source.proc_size == smaller
     _wait_frames(qtbot, win, 3)
     assert win._proc_text() == "x".join(map(str, engine.proc_shape(320, 192)))
     win.session.set_model("classical")          # reload through the picker's path

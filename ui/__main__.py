@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from lowlight_rt.config import RunConfig
+
 from .app import run_viewer
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ui", description="lowlight-rt live viewer")
+    p = argparse.ArgumentParser(prog="python -m ui", description="lowlight-rt live viewer "
+                                "(every run option: lowlight-rt --view / --camera N)")
     p.add_argument("source", nargs="?", help="video file, image folder, URL, or camera index")
     p.add_argument("--model", "-m", help="checkpoint path or model name")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -25,9 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     spec = args.source
     if spec is not None and spec.isdigit():
         spec = int(spec)
-    return run_viewer(source_spec=spec, model=args.model, device=args.device, fp16=not args.fp32,
-                      proc_size=args.proc_size, strength=args.strength,
-                      mode="split" if args.split else "side", fullscreen=args.fullscreen,
+    config = RunConfig(source=spec, loop=True, model=args.model, device=args.device, fp16=not args.fp32,
+                       proc_size=args.proc_size, strength=args.strength)
+    return run_viewer(config, mode="split" if args.split else "side", fullscreen=args.fullscreen,
                       output_dir=args.output_dir, quit_after=args.quit_after, screenshot=args.screenshot)
 
 

@@ -18,6 +18,7 @@ from PyQt6.QtGui import (QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKey
 from PyQt6.QtWidgets import (QApplication, QComboBox, QFileDialog, QHBoxLayout, QInputDialog, QLabel,
                              QMainWindow, QSlider, QStyle, QToolBar, QVBoxLayout, QWidget)
 
+from lowlight_rt.config import RunConfig
 from lowlight_rt.errors import EXIT_INTERNAL, EXIT_OK, EXIT_TERMINATED
 
 from .meters import LatencyMeter, RateMeter
@@ -180,9 +181,9 @@ class MainWindow(QMainWindow):
         self.strength_slider.setRange(0, 100)
         self.strength_slider.setFixedWidth(120)
         self.strength_slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.strength_slider.setValue(round(self.options.strength * 100))
+        self.strength_slider.setValue(round(self.options.run.strength * 100))
         self.strength_slider.valueChanged.connect(self._on_strength)
-        self.strength_value = QLabel(f"{self.options.strength:.2f} ", tb)
+        self.strength_value = QLabel(f"{self.options.run.strength:.2f} ", tb)
         tb.addWidget(self.strength_slider)
         tb.addWidget(self.strength_value)
         tb.addWidget(QLabel(" Size ", tb))
@@ -220,8 +221,8 @@ class MainWindow(QMainWindow):
         self.stats_timer.start(STATS_MS)
         if self.options.fullscreen:
             self.toggle_fullscreen()
-        if self.options.source_spec is not None:
-            self.open_source(self.options.source_spec)
+        if self.options.run.source is not None:
+            self.open_source(self.options.run.source)
 
     def open_source(self, spec: Any) -> None:
         """Play ``spec``: a file path, URL, camera index, or a factory returning a Source."""
@@ -293,7 +294,7 @@ class MainWindow(QMainWindow):
         if e is not None:
             proc = self._proc_text()
             lines.append(f"{getattr(e, 'device_name', '?')} {getattr(e, 'precision', '?')}  "
-                         f"model {s.model_name}  proc {proc}  strength {s.options.strength:.2f}")
+                         f"model {s.model_name}  proc {proc}  strength {s.config.strength:.2f}")
         if s.recording and s.recording_path is not None:
             lines.append(f"\u25cf REC {s.recording_path.name}")
         if s.paused:
@@ -374,7 +375,7 @@ class MainWindow(QMainWindow):
         model = getattr(e, "model", None)
         default = getattr(model, "default_proc_size", None)
         sizes = sorted(set(PROC_SIZES) | ({default} if default else set()))
-        current = s.options.proc_size if s.options.proc_size is not None else (default or 0)
+        current = s.config.proc_size if s.config.proc_size is not None else (default or 0)
         for size in sizes:
             self.proc_combo.addItem(f"{size}" + (" (default)" if size == default else ""), size)
         self.proc_combo.addItem("full" + (" (default)" if not default else ""), 0)
@@ -396,7 +397,7 @@ class MainWindow(QMainWindow):
             log.warning("cannot list models: %s", exc)
             available = {}
         items = dict(available) if isinstance(available, dict) else {n: "" for n in available}
-        current = self.session.options.model
+        current = self.session.config.model
         for name, desc in items.items():
             combo.addItem(name, name)
             combo.setItemData(combo.count() - 1, str(desc), Qt.ItemDataRole.ToolTipRole)
@@ -623,11 +624,12 @@ def install_excepthook() -> Any:
     return previous
 
 
-def run_viewer(options: ViewerOptions | Any = None, **kwargs: Any) -> int:
+def run_viewer(options: ViewerOptions | RunConfig | dict[str, Any] | None = None, **kwargs: Any) -> int:
     """Open the viewer and block until it is closed; returns the exit code.
 
-    ``options``: a :class:`ViewerOptions`, the CLI's argparse Namespace, a dict, or ``None``;
-    keyword arguments override it (``source_spec=``, ``model=``, ``quit_after=``, ``screenshot=``...).
+    ``options``: a :class:`ViewerOptions`, a :class:`RunConfig` (the CLI's), a dict, or ``None``;
+    keyword arguments override it (``source=``, ``model=``, ``quit_after=``, ``screenshot=``...;
+    an unknown one raises ``TypeError``).
     Returns 0, or the error's exit code when a script run (``quit_after``) hit an unrecoverable error.
     """
     opts = ViewerOptions.from_any(options, **kwargs)

@@ -47,12 +47,12 @@ def bench_viewer(seconds: float = 10.0, width: int = 1280, height: int = 720, fp
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
 
-    def camera(proc_size: int | None = None, size_multiple: int = 8) -> FakeLiveSource:
-        return FakeLiveSource(width, height, fps, proc_size=proc_size, size_multiple=size_multiple)
+    def camera(proc_shape=None) -> FakeLiveSource:
+        return FakeLiveSource(width, height, fps, proc_shape=proc_shape)
 
     camera.description = f"fake camera {width}x{height}@{fps:g}"  # type: ignore[attr-defined]
-    opts = ViewerOptions(source_spec=camera, model=model, proc_size=proc_size, device=device,
-                         size=window_size)
+    opts = ViewerOptions.from_any(source=camera, model=model, proc_size=proc_size, device=device,
+                                  size=window_size)
     win = MainWindow(opts)
     loop = QEventLoop()
 

@@ -1,102 +1,93 @@
-"""What the viewer is asked to do: the source, engine settings, and script/test hooks."""
+"""What the viewer is asked to do: the run's settings (a :class:`RunConfig`) and the window's own."""
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable
+from typing import Any
+
+from lowlight_rt.config import RunConfig
+
+#: keyword aliases :meth:`ViewerOptions.from_any` understands (older names of RunConfig fields)
+_ALIASES = {"source_spec": "source", "record": "out"}
+
+
+def _viewer_run_default() -> RunConfig:
+    return RunConfig(loop=True)  # the viewer plays a file over and over
 
 
 @dataclass
 class ViewerOptions:
-    """Settings of one viewer run (the CLI's flags, or keyword arguments of ``run_viewer``).
+    """Settings of one viewer window.
 
     Attributes:
-        source_spec: what to open: a file path, an image folder, a URL (``rtsp://``, ``http(s)://``),
-            a camera index (``int`` or ``"camera:N"``), or a callable ``(proc_size, size_multiple) ->
-            Source`` (tests, benchmarks: e.g. a ``FakeLiveSource``). ``None`` opens an empty window.
-        model: checkpoint path or model name (``None`` = the runtime's default model).
-        device: ``"auto" | "cpu" | "cuda"``; ``fp16``: half precision on CUDA.
-        proc_size: short side the network runs at (``None`` = the model's default).
-        strength: enhancement blend in [0, 1].
-        record: start recording to this ``.mp4`` as soon as frames flow (``None`` = don't).
-        side_by_side: recordings are ``input | enhanced`` instead of the enhanced video alone.
+        run: every run setting (:class:`~lowlight_rt.config.RunConfig`: source, model, device,
+            processing size, strength, x264 settings of recordings, camera and stream options,
+            ``out`` = start recording to it as soon as frames flow). ``run.source`` may also be a
+            callable ``opener(proc_shape=rule) -> Source`` (tests, benchmarks), with a
+            ``description`` attribute for the title. The viewer loops files (``loop=True``).
         quit_after: quit after this many NEW frames were shown (scripts, tests).
         screenshot: save the window as this PNG when the viewer quits.
         output_dir: where snapshots and recordings started from the window go.
-        loop: files start over at their end (the viewer's default); ``False`` stops at the end.
         mode: ``"side"`` (side by side) or ``"split"``.
         fullscreen: start fullscreen.
-        camera_size / camera_fps / pixel_format: camera capture options.
         retry_delay / retry_max_delay: first and longest wait (s) between reconnection attempts of a
             live source (the wait doubles after each failed attempt).
+        size: initial window size.
     """
 
-    source_spec: Any = None
-    model: str | None = None
-    device: str = "auto"
-    fp16: bool = True
-    proc_size: int | None = None
-    strength: float = 1.0
-    record: str | None = None
-    side_by_side: bool = False
+    run: RunConfig = field(default_factory=_viewer_run_default)
     quit_after: int | None = None
     screenshot: str | None = None
     output_dir: str = "."
-    loop: bool = True
     mode: str = "side"
     fullscreen: bool = False
-    camera_size: tuple[int, int] | None = None
-    camera_fps: float | None = None
-    pixel_format: str | None = None
     retry_delay: float = 1.0
     retry_max_delay: float = 10.0
     size: tuple[int, int] = (1280, 600)
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("side", "split"):
+            raise ValueError(f"unknown view mode {self.mode!r}")
 
     @classmethod
-    def from_any(cls, options: "ViewerOptions | argparse.Namespace | dict | None" = None,
-                 **kwargs: Any) -> "ViewerOptions":
-        """Build from a ViewerOptions, an argparse Namespace (the CLI's), a dict, and/or keywords.
+    def from_any(cls, options: ViewerOptions | RunConfig | dict[str, Any] | None = None,
+                 **kwargs: Any) -> ViewerOptions:
+        """Build from a ViewerOptions, a RunConfig, a dict and/or keywords.
 
-        Namespace aliases understood: ``input``/``camera`` -> ``source_spec``, ``fp32`` -> ``fp16``,
-        ``out`` -> ``record``. Unknown names are ignored (kept in ``extra``).
+        Keys are the window's fields (``quit_after``, ``mode``...) or :class:`RunConfig` fields
+        (``source``, ``model``, ``crf``..., also ``source_spec`` for ``source`` and ``record`` for
+        ``out``). An unknown key raises ``TypeError`` naming it: a typo fails loudly.
         """
         if isinstance(options, ViewerOptions):
-            values: dict[str, Any] = {f.name: getattr(options, f.name) for f in fields(cls)}
-        elif isinstance(options, argparse.Namespace):
-            values = _from_namespace(vars(options))
+            run, values = options.run, {f.name: getattr(options, f.name) for f in fields(cls) if f.name != "run"}
+        elif isinstance(options, RunConfig):
+            run, values = options, {}
         elif isinstance(options, dict):
-            values = dict(options)
+            run, values = _viewer_run_default(), dict(options)
         elif options is None:
-            values = {}
+            run, values = _viewer_run_default(), {}
         else:
             raise TypeError(f"cannot build ViewerOptions from {type(options).__name__}")
         values.update(kwargs)
-        names = {f.name for f in fields(cls)}
-        known = {k: v for k, v in values.items() if k in names}
-        extra = {k: v for k, v in values.items() if k not in names}
-        opts = cls(**known)
-        opts.extra.update(extra)
-        if opts.mode not in ("side", "split"):
-            raise ValueError(f"unknown view mode {opts.mode!r}")
-        opts.strength = min(1.0, max(0.0, float(opts.strength)))
-        return opts
+        if "run" in values:
+            run = values.pop("run")
+        mine = {f.name for f in fields(cls)}
+        run_names = RunConfig.field_names()
+        run_changes: dict[str, Any] = {}
+        unknown: list[str] = []
+        for key, value in values.items():
+            name = _ALIASES.get(key, key)
+            if name in mine:
+                continue
+            if name in run_names:
+                run_changes[name] = value
+            else:
+                unknown.append(key)
+        if unknown:
+            raise TypeError(f"unknown viewer option(s): {', '.join(sorted(unknown))}")
+        own = {k: v for k, v in values.items() if k in mine}
+        return cls(run=run.replace(**run_changes) if run_changes else run, **own)
 
-
-def _from_namespace(ns: dict[str, Any]) -> dict[str, Any]:
-    values = dict(ns)
-    if values.get("source_spec") is None:
-        if values.get("camera") is not None:
-            cam = values["camera"]
-            values["source_spec"] = int(cam) if isinstance(cam, str) and cam.isdigit() else cam
-        elif values.get("input") is not None:
-            values["source_spec"] = values["input"]
-    if "fp32" in values:
-        values["fp16"] = not values.pop("fp32")
-    if values.get("record") is None and values.get("out") is not None:
-        values["record"] = values["out"]
-    return values
-
-
-SourceFactory = Callable[..., Any]
+    def replace(self, **changes: Any) -> ViewerOptions:
+        return dataclasses.replace(self, **changes)

@@ -1,9 +1,18 @@
-"""The runtime objects behind one viewer window: engine, source, pipeline, recording, retries.
+"""The runtime objects behind one viewer window: engine, the current run, recording, reconnection.
 
-All slow or blocking work (loading a model, opening a camera or a stream, stopping threads) runs in
-short-lived worker threads; results come back to the GUI thread through a queued Qt signal. The GUI
-thread only reads :meth:`ViewerSession.latest` and paints. The session never runs frames itself:
-everything flows through :class:`lowlight_rt.pipeline.Pipeline` (no second pipeline here).
+Four small parts, each with one job:
+
+* :class:`BackgroundTasks` runs slow or blocking work (loading a model, opening a camera or a
+  stream, stopping threads) in short-lived threads and hands each result to an explicit callback
+  in the GUI thread (a queued Qt signal);
+* :class:`Recorder` adds / removes the record button's MP4 sink on the running pipeline;
+* :class:`Reconnect` counts a live source's reconnection attempts and doubles the wait;
+* :class:`ViewerSession` owns the engine (kept across sources) and the current
+  :class:`~lowlight_rt.run.Run`, built by the runtime's :func:`~lowlight_rt.run.open_run` from the
+  session's :class:`~lowlight_rt.config.RunConfig` (the same builder the CLI uses); it never runs
+  frames itself.
+
+The GUI thread only reads :meth:`ViewerSession.latest` and paints.
 """
 
 from __future__ import annotations
@@ -19,11 +28,24 @@ import cv2
 import numpy as np
 from PyQt6.QtCore import QObject, QTimer, pyqtSignal
 
+from lowlight_rt.config import RunConfig, SourceSpec
+from lowlight_rt.engine import Engine
 from lowlight_rt.errors import LowlightError, ModelError
+from lowlight_rt.frames import Frame
+from lowlight_rt.pipeline import Pipeline
+from lowlight_rt.run import Run, is_live_spec, load_engine, model_label, open_run
+from lowlight_rt.sources.base import Source, SourceInfo
 
 from .options import ViewerOptions
+from .recording import ViewerRecording
 
 log = logging.getLogger("lowlight_rt.ui")
+
+__all__ = ["ViewerSession", "BackgroundTasks", "Recorder", "Reconnect", "LatestPair", "describe_spec",
+           "is_live_spec", "save_snapshot"]
+
+Done = Callable[[Any, "BaseException | None"], None]
+"""A background task's callback: ``(result, error)``, called in the GUI thread."""
 
 
 @dataclass
@@ -31,11 +53,11 @@ class LatestPair:
     """The newest processed pair: ``seq`` increases by one per pair the pipeline produced."""
 
     seq: int
-    frame: Any          # lowlight_rt.frames.Frame
+    frame: Frame
     enhanced: np.ndarray
 
 
-def describe_spec(spec: Any) -> str:
+def describe_spec(spec: SourceSpec | None) -> str:
     """Short human name of a source spec, for banners and the title bar."""
     if callable(spec):
         return getattr(spec, "description", None) or getattr(spec, "__name__", "custom source")
@@ -44,18 +66,6 @@ def describe_spec(spec: Any) -> str:
     if isinstance(spec, str) and "://" in spec:
         return spec
     return Path(str(spec)).name
-
-
-def is_live_spec(spec: Any) -> bool:
-    """Cameras, streams, ``fake:`` and custom factories are live (reconnected when they fail)."""
-    if callable(spec) or isinstance(spec, int):
-        return True
-    try:
-        from lowlight_rt.sources import source_kind
-
-        return source_kind(spec) in ("camera", "stream", "fake")
-    except Exception:  # noqa: BLE001 - an unsupported spec fails later, when opened
-        return False
 
 
 def save_snapshot(directory: str | Path, image: np.ndarray, enhanced: np.ndarray,
@@ -72,8 +82,114 @@ def save_snapshot(directory: str | Path, image: np.ndarray, enhanced: np.ndarray
     return paths
 
 
+class BackgroundTasks(QObject):
+    """Runs functions in daemon threads; each result goes to its callback in the GUI thread."""
+
+    _finished = pyqtSignal(object, object, object)  # (callback, result, error), queued to the GUI thread
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._threads: list[threading.Thread] = []
+        self._finished.connect(self._deliver)
+
+    def run(self, name: str, fn: Callable[[], Any], done: Done) -> None:
+        """Run ``fn()`` in a thread named ``lowlight-ui-<name>``; then ``done(result, error)`` in the GUI thread."""
+        def work() -> None:
+            try:
+                result, error = fn(), None
+            except BaseException as exc:  # noqa: BLE001 - reported in the GUI thread
+                result, error = None, exc
+            self._finished.emit(done, result, error)
+
+        self._threads = [t for t in self._threads if t.is_alive()]
+        t = threading.Thread(target=work, name=f"lowlight-ui-{name}", daemon=True)
+        self._threads.append(t)
+        t.start()
+
+    @staticmethod
+    def _deliver(done: Done, result: Any, error: BaseException | None) -> None:
+        done(result, error)
+
+    def join(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds in all for every thread started here."""
+        deadline = time.monotonic() + timeout
+        for t in list(self._threads):
+            t.join(max(0.0, deadline - time.monotonic()))
+        self._threads = [t for t in self._threads if t.is_alive()]
+
+
+class Recorder:
+    """The record button: a :class:`ViewerRecording` sink added to / removed from a running pipeline.
+
+    Recordings use the run's x264 settings (``config.crf`` / ``config.preset``).
+    """
+
+    def __init__(self, changed: Callable[[Path | None], None]) -> None:
+        self._changed = changed
+        self._sink: ViewerRecording | None = None
+        self._pipeline: Pipeline | None = None
+        self.path: Path | None = None
+
+    @property
+    def active(self) -> bool:
+        return self._sink is not None
+
+    @property
+    def sink(self) -> ViewerRecording | None:
+        return self._sink
+
+    def start(self, pipeline: Pipeline, info: SourceInfo, config: RunConfig, path: str | Path, *,
+              live: bool, side_by_side: bool) -> Path:
+        if self._sink is not None:
+            self.stop()
+        path = Path(path)
+        sink = ViewerRecording(path, info, live=live, side_by_side=side_by_side, crf=config.crf,
+                               preset=config.preset)
+        pipeline.add_sink(sink)
+        self._sink, self._pipeline, self.path = sink, pipeline, path
+        self._changed(path)
+        return path
+
+    def stop(self) -> Path | None:
+        """Finalise the recording; returns its path (``None`` if none was running)."""
+        sink, pipeline, path = self._sink, self._pipeline, self.path
+        if sink is None:
+            return None
+        self._sink, self._pipeline, self.path = None, None, None
+        try:
+            if pipeline is not None:
+                pipeline.remove_sink(sink)
+            else:
+                sink.close()
+        finally:
+            self._changed(None)
+        return path
+
+
+class Reconnect:
+    """Reconnection of a live source: the attempt count and a wait that doubles up to a maximum."""
+
+    def __init__(self, first_delay: float, max_delay: float) -> None:
+        self.first_delay, self.max_delay = first_delay, max_delay
+        self.attempts = 0
+        self.delay = first_delay
+
+    def reset(self) -> None:
+        self.attempts, self.delay = 0, self.first_delay
+
+    def next_delay(self) -> float:
+        """Count one more attempt; returns how long to wait before it."""
+        self.attempts += 1
+        delay = self.delay
+        self.delay = min(self.max_delay, self.delay * 2)
+        return delay
+
+
 class ViewerSession(QObject):
-    """Owns the engine (kept across sources), the current source and its pipeline.
+    """Owns the engine (kept across sources) and the current run, built from :attr:`config`.
+
+    :attr:`config` is the session's :class:`RunConfig`; the controls replace it with a changed
+    copy (strength, processing size, model, device) and apply the change to the engine.
 
     Signals (all delivered in the GUI thread):
         message(str, str): ``(text, kind)`` for the banner; kind is ``"error"``, ``"info"`` or
@@ -89,103 +205,54 @@ class ViewerSession(QObject):
     engine_changed = pyqtSignal()
     failed = pyqtSignal(object)
     recording_changed = pyqtSignal(object)
-    _done = pyqtSignal(int, str, object, object)   # (token, what, result, error) from worker threads
 
     def __init__(self, options: ViewerOptions, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.options = options
-        self.engine: Any = None
+        self.config: RunConfig = options.run
+        self.engine: Engine | None = None
         self.model_name = ""
-        self.pipeline: Any = None
-        self.source: Any = None
-        self.spec: Any = None
-        self.info: Any = None
+        self.run: Run | None = None
+        self.spec: SourceSpec | None = None
+        self.info: SourceInfo | None = None
         self.live = False
         self.paused = False
         self.ended = False
-        self.recording_path: Path | None = None
-        self._record_sink: Any = None
-        self._record_pending = options.record
+        self.busy = False
+        self.failed_error: BaseException | None = None
+        self.tasks = BackgroundTasks(self)
+        self.recorder = Recorder(self.recording_changed.emit)
+        self.reconnect = Reconnect(options.retry_delay, options.retry_max_delay)
+        self._record_pending = self.config.out
         self._token = 0
-        self._retry_delay = options.retry_delay
-        self._retries = 0
         self._closing = False
-        self._threads: list[threading.Thread] = []
         self._retry_timer = QTimer(self)
         self._retry_timer.setSingleShot(True)
         self._retry_timer.timeout.connect(self._reopen)
-        self._done.connect(self._on_done)
-        self.busy = False
-        self.failed_error: BaseException | None = None
         self._engine_lock = threading.Lock()
         self._pending_lock = threading.Lock()
-        self._pending: list[Any] = []
+        self._pending: list[Pipeline] = []
         self.failed.connect(self._remember_failure)
 
     def _remember_failure(self, error: BaseException) -> None:
         self.failed_error = error
 
-    # ------------------------------------------------------------------ worker threads
-    def _async(self, what: str, fn: Callable[[], Any], token: int | None = None) -> None:
-        token = self._token if token is None else token
+    # ------------------------------------------------------------------ the current run
+    @property
+    def pipeline(self) -> Pipeline | None:
+        return None if self.run is None else self.run.pipeline
 
-        def work() -> None:
-            try:
-                result, error = fn(), None
-            except BaseException as exc:  # noqa: BLE001 - reported in the GUI thread
-                result, error = None, exc
-            self._done.emit(token, what, result, error)
-
-        self._threads = [t for t in self._threads if t.is_alive()]
-        t = threading.Thread(target=work, name=f"lowlight-ui-{what}", daemon=True)
-        self._threads.append(t)
-        t.start()
-
-    def _on_done(self, token: int, what: str, result: Any, error: BaseException | None) -> None:
-        handler = getattr(self, f"_done_{what}")
-        handler(token, result, error)
-
-    # ------------------------------------------------------------------ engine
-    def _effective_proc_size(self) -> int | None:
-        """Short side sources downsample to (``None`` = full resolution), as the engine resolves it."""
-        return None if self.engine is None else self.engine.proc_size
-
-    def _build_engine(self) -> tuple[Any, str]:
-        from lowlight_rt.engine import Engine
-        from lowlight_rt.models import DEFAULT_MODEL
-        from lowlight_rt.models.hub import load_model
-
-        spec = self.options.model or DEFAULT_MODEL
-        model, info = load_model(spec)
-        engine = Engine(model, device=self.options.device, fp16=self.options.fp16,
-                        proc_size=self.options.proc_size, strength=self.options.strength)
-        return engine, _model_label(spec, info)
-
-    def _open_source(self, spec: Any) -> Any:
-        proc = self._effective_proc_size()
-        multiple = self.engine.size_multiple
-        if callable(spec):
-            return spec(proc_size=proc, size_multiple=multiple)
-        from lowlight_rt.sources import open_source
-
-        o = self.options
-        camera: dict[str, Any] = {}
-        if o.camera_size is not None:
-            camera["width"], camera["height"] = o.camera_size
-        if o.camera_fps is not None:
-            camera["fps"] = o.camera_fps
-        if o.pixel_format is not None:
-            camera["pixel_format"] = o.pixel_format
-        kwargs: dict[str, Any] = {"proc_size": proc, "size_multiple": multiple, "realtime": True,
-                                  "loop": o.loop, "camera_options": camera or None}
-        return open_source(spec, **kwargs)
+    @property
+    def source(self) -> Source | None:
+        return None if self.run is None else self.run.source
 
     # ------------------------------------------------------------------ opening sources
-    def open(self, spec: Any) -> None:
-        """Stop what plays and open ``spec`` (path, URL, camera index or factory) in the background."""
+    def open(self, spec: SourceSpec) -> None:
+        """Stop what plays and open ``spec`` (path, URL, camera index or opener) in the background."""
         self._retry_timer.stop()
-        self._retry_delay, self._retries = self.options.retry_delay, 0
+        self.reconnect.reset()
         self.spec = spec
+        self.config = self.config.replace(source=spec)
         self.live = is_live_spec(spec)
         self._start_open()
 
@@ -194,40 +261,36 @@ class ViewerSession(QObject):
         self._token += 1
         self.ended = False
         self.busy = True
-        spec = self.spec
-        self.message.emit(f"Opening {describe_spec(spec)}...", "info")
-
+        self.message.emit(f"Opening {describe_spec(self.spec)}...", "info")
         token = self._token
+        config = self.config
 
-        def work() -> tuple[Any, Any, str]:
+        def work() -> tuple[Run, str]:
             label = ""
             with self._engine_lock:
                 if self.engine is None:
-                    self.engine, label = self._build_engine()
+                    self.engine, label = load_engine(config)
                     self.model_name = label
-            source = self._open_source(spec)
-            try:
-                from lowlight_rt.pipeline import Pipeline
-
-                pipeline = Pipeline(source, self.engine)
-                with self._pending_lock:
-                    stale = self._closing or token != self._token
-                    if not stale:
-                        # close() stops pipelines whose hand-over to the GUI thread is still queued
-                        self._pending.append(pipeline)
+            # the output (config.out) is the record button's business: recordings start from the window
+            run = open_run(config, self.engine, realtime=True, write_output=False)
+            with self._pending_lock:
+                stale = self._closing or token != self._token
                 if not stale:
-                    pipeline.start()
-            except BaseException:
-                source.stop()
-                raise
+                    # close() stops pipelines whose hand-over to the GUI thread is still queued
+                    self._pending.append(run.pipeline)
             if stale:
-                source.stop()
+                run.source.stop()
                 raise _Stale()
-            return source, pipeline, label
+            try:
+                run.pipeline.start(config.max_frames)
+            except BaseException:
+                run.source.stop()
+                raise
+            return run, label
 
-        self._async("open", work)
+        self.tasks.run("open", work, lambda result, error: self._opened(token, result, error))
 
-    def _done_open(self, token: int, result: Any, error: BaseException | None) -> None:
+    def _opened(self, token: int, result: tuple[Run, str] | None, error: BaseException | None) -> None:
         self.busy = False
         if error is not None:
             if token != self._token or isinstance(error, _Stale):
@@ -236,16 +299,16 @@ class ViewerSession(QObject):
                 self.engine_changed.emit()
             self._handle_failure(error, while_opening=True)
             return
-        source, pipeline, label = result
+        run, _ = result
         with self._pending_lock:
-            if pipeline in self._pending:
-                self._pending.remove(pipeline)
+            if run.pipeline in self._pending:
+                self._pending.remove(run.pipeline)
         if token != self._token or self._closing:
-            self._stop_async(pipeline, source)
+            self._stop_async(run)
             return
-        self.source, self.pipeline = source, pipeline
-        self.info = source.info
-        self.live = bool(getattr(self.info, "is_live", self.live))
+        self.run = run
+        self.info = run.source.info
+        self.live = bool(self.info.is_live)
         self.paused = False
         self.message.emit("", "clear")
         self.engine_changed.emit()
@@ -253,7 +316,7 @@ class ViewerSession(QObject):
         if self._record_pending:
             path, self._record_pending = self._record_pending, None
             try:
-                self.start_recording(path, side_by_side=self.options.side_by_side)
+                self.start_recording(path, side_by_side=self.config.side_by_side)
             except Exception as exc:  # noqa: BLE001 - shown in the banner, playback continues
                 self.message.emit(f"Cannot record to {path}: {exc}", "error")
 
@@ -267,12 +330,11 @@ class ViewerSession(QObject):
         p = self.pipeline
         if p is None:
             return
-        error = getattr(p, "error", None)
-        if error is not None:
-            self._handle_failure(error, while_opening=False)
+        if p.error is not None:
+            self._handle_failure(p.error, while_opening=False)
             return
-        if getattr(p, "finished", False):
-            if self.live:
+        if p.finished:
+            if self.live and not p.reached_max_frames:
                 self._handle_failure(LowlightError(f"{describe_spec(self.spec)}: stream ended"),
                                      while_opening=False)
             elif not self.ended:
@@ -280,8 +342,8 @@ class ViewerSession(QObject):
                 self.stop_recording()
                 self.message.emit(f"End of {describe_spec(self.spec)}", "info")
             return
-        if self._retries and _stat(p, "frames_out") > 0:
-            self._retries, self._retry_delay = 0, self.options.retry_delay
+        if self.reconnect.attempts and p.stats.frames_out > 0:
+            self.reconnect.reset()
 
     def _handle_failure(self, error: BaseException, *, while_opening: bool) -> None:
         if not isinstance(error, LowlightError):  # a bug or an unexpected library error: keep the trace
@@ -298,12 +360,10 @@ class ViewerSession(QObject):
             self.message.emit(f"{describe_spec(self.spec)}: {text}", "error")
             self.failed.emit(error)
             return
-        self._retries += 1
-        delay = self._retry_delay
-        self._retry_delay = min(self.options.retry_max_delay, self._retry_delay * 2)
+        delay = self.reconnect.next_delay()
         self.message.emit(f"{describe_spec(self.spec)}: {text} \u2014 reconnecting in {delay:.1f} s "
-                          f"(attempt {self._retries})", "error")
-        if self.options.quit_after is not None and self._retries > 3:
+                          f"(attempt {self.reconnect.attempts})", "error")
+        if self.options.quit_after is not None and self.reconnect.attempts > 3:
             self.failed.emit(error)
             return
         self._retry_timer.start(int(delay * 1000))
@@ -314,22 +374,22 @@ class ViewerSession(QObject):
         p = self.pipeline
         if p is None:
             return None
-        got = _latest_from_sink(p.latest)
-        return None if got is None else LatestPair(*got)
+        count, pair = p.latest.wait_newer(-1, timeout=0)
+        return None if pair is None else LatestPair(count, pair[0], pair[1])
 
     # ------------------------------------------------------------------ controls
     def set_strength(self, value: float) -> None:
-        self.options.strength = min(1.0, max(0.0, float(value)))
+        self.config = self.config.replace(strength=value)  # clamped to [0, 1] by RunConfig
         if self.engine is not None:
-            self.engine.strength = self.options.strength
+            self.engine.strength = self.config.strength
 
     def set_proc_size(self, proc_size: int | None) -> None:
-        """``None`` = the model's default; ``0`` = full resolution; else the short side in pixels."""
-        self.options.proc_size = proc_size
+        """``None`` = the model's default; ``0`` = full resolution; else the short side in pixels.
+
+        Only the engine holds it: the source asks the engine for every frame's shape."""
+        self.config = self.config.replace(proc_size=proc_size)
         if self.engine is not None:
             self.engine.set_proc_size(proc_size)
-        if self.source is not None:
-            self.source.set_proc_size(self._effective_proc_size())
         self.engine_changed.emit()
 
     def set_model(self, spec: str) -> None:
@@ -337,20 +397,20 @@ class ViewerSession(QObject):
         from lowlight_rt.models.hub import load_model
 
         self.message.emit(f"Loading model {spec}...", "info")
-        self._async("model", lambda: (spec, *load_model(spec)), token=-1)
+        self.tasks.run("model", lambda: (spec, *load_model(spec)), self._model_loaded)
 
-    def _done_model(self, token: int, result: Any, error: BaseException | None) -> None:
+    def _model_loaded(self, result: tuple[str, Any, dict] | None, error: BaseException | None) -> None:
         if error is not None:
             self.message.emit(f"Cannot load model: {_one_line(error)}", "error")
             self.engine_changed.emit()
             return
         spec, model, info = result
-        self.options.model = spec
+        self.config = self.config.replace(model=spec)
         if self.engine is None:
             return
         self.engine.set_model(model)
-        self.model_name = _model_label(spec, info)
-        self.set_proc_size(self.options.proc_size)
+        self.model_name = model_label(spec, info)
+        self.set_proc_size(self.config.proc_size)
         self.message.emit(f"Model: {self.model_name}", "info")
         QTimer.singleShot(2000, self._clear_info)  # a bound method: the timer dies with the session
 
@@ -358,13 +418,14 @@ class ViewerSession(QObject):
         self.message.emit("", "clear-info")
 
     def set_device(self, device: str) -> None:
-        if self.engine is None:
-            self.options.device = device
+        self.config = self.config.replace(device=device)
+        engine = self.engine
+        if engine is None:
             return
         self.message.emit(f"Switching to {device}...", "info")
-        self._async("device", lambda: self.engine.set_device(device), token=-1)
+        self.tasks.run("device", lambda: engine.set_device(device), self._device_switched)
 
-    def _done_device(self, token: int, result: Any, error: BaseException | None) -> None:
+    def _device_switched(self, result: None, error: BaseException | None) -> None:
         if error is not None:
             self.message.emit(f"Cannot switch device: {_one_line(error)}", "error")
         else:
@@ -394,66 +455,40 @@ class ViewerSession(QObject):
             self.source.seek(max(0.0, seconds))
             self.ended = False
 
-    def position(self, frame: Any) -> float | None:
+    def position(self, frame: Frame | None) -> float | None:
         if frame is None:
             return None
-        pos = frame.extra.get("position") if getattr(frame, "extra", None) else None
+        pos = frame.extra.get("position") if frame.extra else None
         return float(pos) if pos is not None else frame.time
 
     # ------------------------------------------------------------------ recording
     @property
     def recording(self) -> bool:
-        return self._record_sink is not None
+        return self.recorder.active
+
+    @property
+    def recording_path(self) -> Path | None:
+        return self.recorder.path
 
     def start_recording(self, path: str | Path, *, side_by_side: bool = False) -> Path:
         """Record what plays from now on to ``path`` (MP4, through the runtime's VideoFileSink)."""
         if self.pipeline is None or self.info is None:
             raise LowlightError("nothing is playing")
-        if self._record_sink is not None:
-            self.stop_recording()
-        from .recording import ViewerRecording
-
-        path = Path(path)
-        sink = ViewerRecording(path, self.info, live=self.live, side_by_side=side_by_side)
-        self.pipeline.add_sink(sink)
-        self._record_sink, self.recording_path = sink, path
-        self.recording_changed.emit(path)
-        return path
+        return self.recorder.start(self.pipeline, self.info, self.config, path, live=self.live,
+                                   side_by_side=side_by_side)
 
     def stop_recording(self) -> Path | None:
         """Stop and finalise the recording; returns its path (``None`` if none was running)."""
-        sink, path = self._record_sink, self.recording_path
-        if sink is None:
-            return None
-        self._record_sink, self.recording_path = None, None
-        try:
-            if self.pipeline is not None:
-                self.pipeline.remove_sink(sink)
-            else:
-                sink.close()
-        finally:
-            self.recording_changed.emit(None)
-        return path
+        return self.recorder.stop()
 
     # ------------------------------------------------------------------ shutdown
     def _stop_current(self) -> None:
-        pipeline, source = self.pipeline, self.source
-        self.pipeline = self.source = None
-        if pipeline is not None or source is not None:
-            self._stop_async(pipeline, source)
+        run, self.run = self.run, None
+        if run is not None:
+            self._stop_async(run)
 
-    def _stop_async(self, pipeline: Any, source: Any) -> None:
-        def work() -> None:
-            if pipeline is not None:
-                pipeline.stop()
-            elif source is not None:
-                source.stop()
-
-        self._async("stopped", work, token=-1)
-
-    def _done_stopped(self, token: int, result: Any, error: BaseException | None) -> None:
-        if error is not None:
-            log.warning("stopping the pipeline failed: %s", error)
+    def _stop_async(self, run: Run) -> None:
+        self.tasks.run("stopped", run.stop, _log_stop_failure)
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop everything and wait for every thread this session started."""
@@ -465,20 +500,14 @@ class ViewerSession(QObject):
             self.stop_recording()
         except Exception as exc:  # noqa: BLE001 - closing must go on
             log.warning("finalising the recording failed: %s", exc)
-        pipeline, source = self.pipeline, self.source
-        self.pipeline = self.source = None
-        if pipeline is not None:
-            pipeline.stop()
-        elif source is not None:
-            source.stop()
-        deadline = time.monotonic() + timeout
-        for t in list(self._threads):
-            t.join(max(0.0, deadline - time.monotonic()))
+        run, self.run = self.run, None
+        if run is not None:
+            run.stop()
+        self.tasks.join(timeout)
         with self._pending_lock:
             pending, self._pending = self._pending, []
         for p in pending:  # opened, but the GUI thread never adopted them
             p.stop()
-        self._threads = [t for t in self._threads if t.is_alive()]
 
     def stats(self) -> dict[str, Any]:
         """Pipeline counters for the overlay (empty when nothing plays)."""
@@ -494,30 +523,12 @@ class _Stale(Exception):
     """An open finished after the viewer moved on (another source, or closing)."""
 
 
-def _stat(pipeline: Any, name: str) -> int:
-    try:
-        return int(getattr(pipeline.stats, name, 0) or 0)
-    except Exception:  # noqa: BLE001
-        return 0
+def _log_stop_failure(result: None, error: BaseException | None) -> None:
+    if error is not None:
+        log.warning("stopping the pipeline failed: %s", error)
 
 
 def _one_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     msg = text[0] if text else ""
     return msg if isinstance(error, LowlightError) else f"{type(error).__name__}: {msg}"
-
-
-def _model_label(spec: str, info: Any) -> str:
-    if isinstance(info, dict):
-        for key in ("name", "label", "arch"):
-            if info.get(key):
-                return str(info[key])
-    return Path(str(spec)).stem if ("/" in str(spec) or str(spec).endswith(".pt")) else str(spec)
-
-
-def _latest_from_sink(latest: Any) -> tuple[int, Any, np.ndarray] | None:
-    """Read ``(count, frame, enhanced)`` atomically from the pipeline's LatestFrameSink."""
-    count, pair = latest.wait_newer(-1, timeout=0)
-    if pair is None:
-        return None
-    return count, pair[0], pair[1]

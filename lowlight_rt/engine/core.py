@@ -276,19 +276,17 @@ class Engine:
 
     @staticmethod
     def _effective(model: EnhancementModel, requested: int | None) -> int | None:
+        """The short side to downsample to (``processing_shape``'s argument; ``None``: do not)."""
         if requested is None:
             return model.default_proc_size
         return None if requested == 0 else requested
 
     @property
-    def proc_size(self) -> int | None:
-        """Effective processing short side in pixels, ``None`` = full resolution.
-
-        ``processing_shape(w, h, engine.proc_size, engine.size_multiple) == engine.proc_shape(w, h)``,
-        so sources can be opened with these two values.
-        """
+    def proc_size(self) -> int:
+        """Effective processing short side in pixels, ``0`` = full resolution (the model's default
+        resolved). Sources do not use it: they ask :meth:`proc_shape` per frame."""
         with self._lock:
-            return self._effective(self._model, self._proc_size)
+            return self._effective(self._model, self._proc_size) or 0
 
     @property
     def size_multiple(self) -> int:
@@ -361,9 +359,12 @@ class Engine:
         return "fp16" if self.device.type == "cuda" and self._fp16 else "fp32"
 
     def proc_shape(self, width: int, height: int) -> tuple[int, int]:
-        """``(w, h)`` the network runs at for a ``width x height`` frame (what sources downsample to)."""
+        """``(w, h)`` the network runs at for a ``width x height`` frame: the shape rule sources are
+        handed (:data:`~lowlight_rt.frames.ShapeRule`) and ask per frame, so the ``Frame.proc`` they
+        make is exactly what the current model and processing size want."""
         with self._lock:
-            return processing_shape(width, height, self.proc_size, self._model.size_multiple)
+            return processing_shape(width, height, self._effective(self._model, self._proc_size),
+                                    self._model.size_multiple)
 
     def reset_timings(self) -> None:
         """Zero :attr:`timings` (cumulative ms: ``resize_ms``, ``prepare_ms``, ``model_ms``, ``apply_ms``)."""
@@ -441,10 +442,6 @@ class Engine:
     def enhance(self, frames: Sequence[Frame]) -> list[np.ndarray]:
         """Enhance ``frames``; returns one ``(H, W, 3)`` uint8 RGB array per frame, full size, same order."""
         return self.submit(frames).result()
-
-    def enhance_array(self, image: np.ndarray) -> np.ndarray:
-        """Convenience: enhance one ``(H, W, 3)`` uint8 RGB array."""
-        return self.enhance([Frame(image=image, index=0)])[0]
 
     def close(self) -> None:
         """Release the device backend (buffers, streams)."""

@@ -11,6 +11,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from lowlight_rt.config import X264_CRF, X264_PRESET
 from lowlight_rt.errors import OutputError, UsageError
 from lowlight_rt.frames import SWS_FROM_RGB, Frame
 
@@ -21,7 +22,6 @@ _TECHNICAL_METADATA = frozenset({"major_brand", "minor_version", "compatible_bra
 # ITU-R BT.709, limited ("tv") range: what the RGB -> YUV conversion uses and what the file is tagged with.
 _BT709 = 1
 _RANGE_TV = 1
-_AUDIO_LEAD_S = 0.0
 # Crash-safe (fragmented) MP4 for live recordings: a fragment (moof + mdat) is cut every
 # _FRAGMENT_S of media time whatever the keyframe interval (measured: no size cost, unlike a
 # shorter GOP), each packet is pushed to the kernel at once, and the file is fsync'ed every
@@ -112,8 +112,8 @@ class VideoFileSink:
     """
 
     def __init__(self, path: str | os.PathLike, width: int, height: int, *, time_base: Fraction | None,
-                 fps: float | None, audio_from: str | os.PathLike | None = None, crf: int = 18,
-                 preset: str = "veryfast", side_by_side: bool = False,
+                 fps: float | None, audio_from: str | os.PathLike | None = None, crf: int = X264_CRF,
+                 preset: str = X264_PRESET, side_by_side: bool = False,
                  metadata: dict[str, str] | None = None, threads: int = 0,
                  odd_size: str = "pad", rotation: int | None = None,
                  start_time: float | None = None, rebase: bool = False,
@@ -260,7 +260,7 @@ class VideoFileSink:
             t = float((pts + self._video_offset) * self.time_base)  # on the input's timeline
             step = 1.0 / self.fps if self.fps else 0.0
             self._last_end_s = max(self._last_end_s, t + step)
-            self._copy_audio_until(t + _AUDIO_LEAD_S)
+            self._copy_audio_until(t)
             self._mux(self._video.encode(vf))
             self.frames_written += 1
             self._maybe_sync()

@@ -26,7 +26,7 @@ import av
 import cv2
 import numpy as np
 
-from lowlight_rt.frames import SWS_TO_RGB, Frame, processing_shape
+from lowlight_rt.frames import SWS_TO_RGB, Frame, ShapeRule
 
 __all__ = [
     "Source",
@@ -276,12 +276,10 @@ class Source(abc.ABC):
 
     info: SourceInfo
 
-    def __init__(self, *, proc_size: int | None = None, size_multiple: int = 8, live: bool = False,
-                 queue_size: int = 8) -> None:
+    def __init__(self, *, proc_shape: ShapeRule | None = None, live: bool = False, queue_size: int = 8) -> None:
         self.stats = SourceStats()
         self._lock = threading.Lock()
-        self._proc_size = proc_size
-        self._size_multiple = size_multiple
+        self._shape_rule = proc_shape
         self._buffer: FrameBuffer = LatestFrameBuffer() if live else BoundedFrameQueue(queue_size)
         self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None
@@ -345,21 +343,13 @@ class Source(abc.ABC):
         """True while the capture thread is alive."""
         return self._thread is not None and self._thread.is_alive()
 
-    @property
-    def proc_size(self) -> int | None:
-        with self._lock:
-            return self._proc_size
-
-    def set_proc_size(self, proc_size: int | None) -> None:
-        """Change the inference short side (``None`` = full size); applies from the next frame."""
-        with self._lock:
-            self._proc_size = proc_size
-
     def proc_shape(self, width: int, height: int) -> tuple[int, int]:
-        """``(w, h)`` frames of this size are downsampled to for inference."""
-        with self._lock:
-            ps, mult = self._proc_size, self._size_multiple
-        return processing_shape(width, height, ps, mult)
+        """``(w, h)`` frames of this size are downsampled to for inference: the shape rule's answer,
+        asked per frame (the engine's ``proc_shape``: a new model or processing size applies from
+        the next frame, and the engine then never resizes a frame again), or the size itself when
+        the source has no rule."""
+        rule = self._shape_rule
+        return (width, height) if rule is None else rule(width, height)
 
     # -- producer side ------------------------------------------------------------------------
     @abc.abstractmethod

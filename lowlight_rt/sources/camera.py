@@ -9,6 +9,7 @@ from pathlib import Path
 import av
 
 from lowlight_rt.errors import InputError
+from lowlight_rt.frames import ShapeRule
 from lowlight_rt.sources.decode import describe_av_error
 from lowlight_rt.sources.live import LiveAVSource
 
@@ -76,8 +77,7 @@ class CameraSource(LiveAVSource):
                  fps: float | None = None, pixel_format: str | None = None,
                  device: str | None = None, input_format: str | None = None,
                  open_timeout: float = 10.0, read_timeout: float = 5.0, max_retries: int = 0,
-                 backoff: tuple[float, float] = (0.5, 4.0), proc_size: int | None = None,
-                 size_multiple: int = 8) -> None:
+                 backoff: tuple[float, float] = (0.5, 4.0), proc_shape: ShapeRule | None = None) -> None:
         self.index = int(index)
         if device is None:
             device, default_format = camera_device(self.index)
@@ -86,7 +86,7 @@ class CameraSource(LiveAVSource):
         self.input_format = input_format
         self.options = self._device_options(width, height, fps, pixel_format)
         self.timeout = (float(open_timeout), float(read_timeout))
-        super().__init__(proc_size=proc_size, size_multiple=size_multiple, max_retries=max_retries,
+        super().__init__(proc_shape=proc_shape, max_retries=max_retries,
                          backoff=backoff, reconnect_on_eof=max_retries > 0, kind="camera")
         self.info.path = self.device
 

@@ -7,7 +7,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from lowlight_rt.config import STREAM_TIMEOUT_S
 from lowlight_rt.errors import InputError
+from lowlight_rt.frames import ShapeRule
 from lowlight_rt.sources.base import Source
 from lowlight_rt.sources.camera import CameraSource
 from lowlight_rt.sources.fake import FakeLiveSource
@@ -49,18 +51,19 @@ def source_kind(spec: str | int | os.PathLike) -> str:
 
 
 def _finite_url_source(url: str, stream_options: dict[str, Any], *, realtime: bool, loop: bool,
-                       proc_size: int | None, size_multiple: int) -> FileSource | None:
+                       proc_shape: ShapeRule | None) -> FileSource | None:
     """``url`` opened as a :class:`FileSource` if it serves a finite file, else ``None`` (live)."""
-    timeout = (float(stream_options.get("open_timeout", 10.0)), float(stream_options.get("read_timeout", 10.0)))
+    timeout = (float(stream_options.get("open_timeout", STREAM_TIMEOUT_S)),
+               float(stream_options.get("read_timeout", STREAM_TIMEOUT_S)))
     src = FileSource(url, realtime=realtime, loop=loop, timeout=timeout, options=stream_options.get("options"),
-                     proc_size=proc_size, size_multiple=size_multiple)
+                     proc_shape=proc_shape)
     if src.finite:
         return src
     src.stop()  # no end in sight: a live stream
     return None
 
 
-def open_source(spec: str | int | os.PathLike, *, proc_size: int | None = None, size_multiple: int = 8,
+def open_source(spec: str | int | os.PathLike, *, proc_shape: ShapeRule | None = None,
                 realtime: bool = False, loop: bool = False,
                 camera_options: dict[str, Any] | None = None,
                 stream_options: dict[str, Any] | None = None) -> Source:
@@ -69,7 +72,8 @@ def open_source(spec: str | int | os.PathLike, *, proc_size: int | None = None, 
     Args:
         spec: file / image / folder path, camera index (``0``, ``"0"``, ``"camera:0"``), URL, or
             ``"fake:1280x720@30"``.
-        proc_size, size_multiple: inference size (see :func:`lowlight_rt.frames.processing_shape`).
+        proc_shape: the engine's shape rule (``engine.proc_shape``; see :data:`lowlight_rt.frames.ShapeRule`),
+            asked per frame; ``None``: frames are not downsampled.
         realtime, loop: file playback options (viewer / demo).
         camera_options: :class:`CameraSource` keywords (width, height, fps, pixel_format, ...).
         stream_options: :class:`StreamSource` keywords (rtsp_transport, open_timeout, read_timeout,
@@ -83,7 +87,7 @@ def open_source(spec: str | int | os.PathLike, *, proc_size: int | None = None, 
     (newest frame wins, reconnects).
     """
     kind = source_kind(spec)
-    common = {"proc_size": proc_size, "size_multiple": size_multiple}
+    common = {"proc_shape": proc_shape}
     if kind == "camera":
         index = spec if isinstance(spec, int) else int(_CAMERA.match(os.fspath(spec)).group(1))
         return CameraSource(index, **(camera_options or {}), **common)

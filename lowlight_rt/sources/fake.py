@@ -8,6 +8,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from lowlight_rt.frames import ShapeRule
 from lowlight_rt.sources.base import Source, SourceInfo
 
 __all__ = ["FakeLiveSource", "moving_pattern"]
@@ -44,8 +45,8 @@ class FakeLiveSource(Source):
 
     def __init__(self, width: int = 1280, height: int = 720, fps: float = 30.0, *,
                  generator: Callable[[int], np.ndarray] | None = None, frames: int | None = None,
-                 proc_size: int | None = None, size_multiple: int = 8) -> None:
-        super().__init__(proc_size=proc_size, size_multiple=size_multiple, live=True)
+                 proc_shape: ShapeRule | None = None) -> None:
+        super().__init__(proc_shape=proc_shape, live=True)
         if fps <= 0:
             raise ValueError("fps must be > 0")
         self.fps = float(fps)

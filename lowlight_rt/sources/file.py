@@ -11,6 +11,7 @@ from pathlib import Path
 import av
 
 from lowlight_rt.errors import InputError
+from lowlight_rt.frames import ShapeRule
 from lowlight_rt.sources.base import Source, SourceInfo
 from lowlight_rt.sources.decode import DecodeGaveUp, decoded_frames, describe_av_error
 
@@ -85,8 +86,8 @@ class FileSource(Source):
 
     Args:
         path: the video file (or an http(s) URL serving one).
-        proc_size: inference short side (``None`` = full size); ``Frame.proc`` is set when smaller.
-        size_multiple: processing sizes are rounded to this.
+        proc_shape: the shape rule ``(w, h) -> (pw, ph)`` of the engine (``engine.proc_shape``),
+            asked per frame; ``Frame.proc`` is set when smaller. ``None``: full size.
         realtime: pace frames at their pts (viewer playback) instead of as fast as possible.
         loop: start again at the end (pts keep increasing across loops).
         queue_size: frames buffered ahead of the consumer.
@@ -94,10 +95,10 @@ class FileSource(Source):
         options: URLs: FFmpeg protocol options.
     """
 
-    def __init__(self, path: str | os.PathLike, *, proc_size: int | None = None, size_multiple: int = 8,
+    def __init__(self, path: str | os.PathLike, *, proc_shape: ShapeRule | None = None,
                  realtime: bool = False, loop: bool = False, queue_size: int = 8,
                  timeout: tuple[float, float] | None = None, options: dict[str, str] | None = None) -> None:
-        super().__init__(proc_size=proc_size, size_multiple=size_multiple, live=False,
+        super().__init__(proc_shape=proc_shape, live=False,
                          queue_size=2 if realtime else queue_size)
         self.path = os.fspath(path)
         self.realtime = realtime

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from lowlight_rt.errors import InputError
+from lowlight_rt.frames import ShapeRule
 from lowlight_rt.sources.base import Source, SourceInfo
 
 __all__ = ["ImageSource", "IMAGE_EXTENSIONS", "DecodedImage", "ImageHeader", "ImageTooLargeError",
@@ -237,9 +238,9 @@ class ImageSource(Source):
     first readable image (later images may differ in size).
     """
 
-    def __init__(self, path: str | os.PathLike, *, proc_size: int | None = None, size_multiple: int = 8,
+    def __init__(self, path: str | os.PathLike, *, proc_shape: ShapeRule | None = None,
                  queue_size: int = 4) -> None:
-        super().__init__(proc_size=proc_size, size_multiple=size_multiple, live=False,
+        super().__init__(proc_shape=proc_shape, live=False,
                          queue_size=queue_size)
         self.path = os.fspath(path)
         #: ``(file name, reason)`` of every image that could not be read, in order

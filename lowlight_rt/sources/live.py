@@ -8,6 +8,7 @@ from fractions import Fraction
 import av
 
 from lowlight_rt.errors import InputError
+from lowlight_rt.frames import ShapeRule
 from lowlight_rt.sources.base import Source, SourceInfo
 from lowlight_rt.sources.decode import DecodeGaveUp, decoded_frames, describe_av_error
 
@@ -32,9 +33,9 @@ class LiveAVSource(Source):
         reconnect_on_eof: treat a normal end of the input as a drop (live streams never end).
     """
 
-    def __init__(self, *, proc_size: int | None, size_multiple: int, max_retries: int,
+    def __init__(self, *, proc_shape: ShapeRule | None, max_retries: int,
                  backoff: tuple[float, float], reconnect_on_eof: bool, kind: str) -> None:
-        super().__init__(proc_size=proc_size, size_multiple=size_multiple, live=True)
+        super().__init__(proc_shape=proc_shape, live=True)
         self.max_retries = int(max_retries)
         self.backoff = (float(backoff[0]), float(backoff[1]))
         self.reconnect_on_eof = reconnect_on_eof

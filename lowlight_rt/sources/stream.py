@@ -8,7 +8,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import av
 
+from lowlight_rt.config import STREAM_RETRIES, STREAM_TIMEOUT_S
 from lowlight_rt.errors import InputError
+from lowlight_rt.frames import ShapeRule
 from lowlight_rt.sources.decode import describe_av_error
 from lowlight_rt.sources.live import LiveAVSource
 
@@ -67,11 +69,10 @@ class StreamSource(LiveAVSource):
         options: extra FFmpeg protocol / demuxer options.
     """
 
-    def __init__(self, url: str, *, rtsp_transport: str = "tcp", open_timeout: float = 10.0,
-                 read_timeout: float = 10.0, max_retries: int = 5,
+    def __init__(self, url: str, *, rtsp_transport: str = "tcp", open_timeout: float = STREAM_TIMEOUT_S,
+                 read_timeout: float = STREAM_TIMEOUT_S, max_retries: int = STREAM_RETRIES,
                  backoff: tuple[float, float] = (0.5, 8.0), reconnect_on_eof: bool = True,
-                 options: dict[str, str] | None = None, proc_size: int | None = None,
-                 size_multiple: int = 8) -> None:
+                 options: dict[str, str] | None = None, proc_shape: ShapeRule | None = None) -> None:
         self.url = url
         self.scheme = url.split("://", 1)[0].lower()
         opts: dict[str, str] = {}
@@ -80,7 +81,7 @@ class StreamSource(LiveAVSource):
         opts.update(options or {})
         self.options = opts
         self.timeout = (float(open_timeout), float(read_timeout))
-        super().__init__(proc_size=proc_size, size_multiple=size_multiple, max_retries=max_retries,
+        super().__init__(proc_shape=proc_shape, max_retries=max_retries,
                          backoff=backoff, reconnect_on_eof=reconnect_on_eof, kind="stream")
         self.info.path = self.url
 

@@ -1,0 +1,118 @@
+"""One run's settings, each with its single default: :class:`RunConfig`.
+
+The CLI, the viewer and ``lowlight-rt bench`` all fill a ``RunConfig`` and hand it to
+:func:`lowlight_rt.run.open_run`, which builds the engine, the source, the sinks and the pipeline.
+A default changed here changes it everywhere (argparse defaults and help texts read it too).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, Union
+
+#: x264 constant rate factor (0..51, lower = better and bigger)
+X264_CRF = 18
+#: x264 preset (speed / compression trade-off)
+X264_PRESET = "veryfast"
+#: x264's presets, fastest first
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+                "veryslow", "placebo")
+#: network inputs: open / read timeout in seconds
+STREAM_TIMEOUT_S = 10.0
+#: network inputs: reconnect attempts of a live stream after it drops
+STREAM_RETRIES = 5
+#: frames per inference batch when none is given, by device type (live sources always use 1)
+DEFAULT_BATCH = {"cpu": 1, "cuda": 4}
+#: smallest processing short side that still leaves the network something to see
+MIN_PROC_SIZE = 64
+
+#: what a run reads: a path, a URL, a camera index, ``"fake:WxH@FPS"``, or a callable
+#: ``opener(proc_shape) -> Source`` (tests, benchmarks) that builds the source with the engine's shape rule
+SourceSpec = Union[str, int, Callable[..., Any]]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Every setting of one run (see ``lowlight-rt --help``), immutable; :meth:`replace` makes a changed copy.
+
+    Attributes:
+        source: what to read (``None``: nothing yet, e.g. an empty viewer window).
+        out: output ``.mp4``, image file or folder (``None``: no output; in the viewer: start
+            recording to it).
+        loop: start a file (or a URL serving one) over at its end.
+        model: checkpoint path or model name (``None``: the default model).
+        device: ``"auto"``, ``"cpu"`` or ``"cuda[:N]"``; ``fp16``: half precision on CUDA.
+        proc_size: short side the network runs at: ``None`` = the model's default, ``0`` = full
+            resolution. Only the engine interprets it; sources ask the engine for the shape.
+        strength: blend in [0, 1] between input (0) and full enhancement (1).
+        threads: CPU threads for inference (``None``: all cores but one).
+        batch: frames per inference batch for files (``None``: :data:`DEFAULT_BATCH` of the device).
+        compile: ``torch.compile`` the model (CUDA; falls back to eager with a warning).
+        side_by_side: write ``input | enhanced``.
+        crf, preset: x264 quality and preset of every MP4 written (files, recordings).
+        max_frames: stop after this many frames.
+        camera_size, camera_fps, pixel_format: camera capture options.
+        timeout, retries: network inputs: open/read timeout (s) and reconnect attempts.
+        quiet: no progress bar or summary.
+    """
+
+    source: SourceSpec | None = None
+    out: str | None = None
+    loop: bool = False
+    model: str | None = None
+    device: str = "auto"
+    fp16: bool = True
+    proc_size: int | None = None
+    strength: float = 1.0
+    threads: int | None = None
+    batch: int | None = None
+    compile: bool = False
+    side_by_side: bool = False
+    crf: int = X264_CRF
+    preset: str = X264_PRESET
+    max_frames: int | None = None
+    camera_size: tuple[int, int] | None = None
+    camera_fps: float | None = None
+    pixel_format: str | None = None
+    timeout: float = STREAM_TIMEOUT_S
+    retries: int = STREAM_RETRIES
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        if self.proc_size is not None and int(self.proc_size) < 0:
+            raise ValueError("proc_size must be >= 0 (0 = full resolution) or None (the model's default)")
+        strength = float(self.strength)
+        if strength != strength:  # NaN
+            raise ValueError("strength must be a number in [0, 1]")
+        object.__setattr__(self, "strength", min(1.0, max(0.0, strength)))
+
+    def replace(self, **changes: Any) -> RunConfig:
+        """A copy with ``changes`` (unknown names raise ``TypeError``)."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def field_names(cls) -> frozenset[str]:
+        return frozenset(f.name for f in dataclasses.fields(cls))
+
+    def camera_options(self) -> dict[str, Any] | None:
+        """:class:`~lowlight_rt.sources.CameraSource` keywords of the camera options (``None``: none)."""
+        opts: dict[str, Any] = {}
+        if self.camera_size:
+            opts["width"], opts["height"] = self.camera_size
+        if self.camera_fps:
+            opts["fps"] = self.camera_fps
+        if self.pixel_format:
+            opts["pixel_format"] = self.pixel_format
+        return opts or None
+
+    def stream_options(self) -> dict[str, Any]:
+        """:class:`~lowlight_rt.sources.StreamSource` keywords of ``timeout`` / ``retries``."""
+        return {"open_timeout": self.timeout, "read_timeout": self.timeout, "max_retries": max(0, self.retries)}
+
+    def batch_size(self, device_type: str, *, realtime: bool = False) -> int:
+        """Frames per inference batch on ``device_type`` (``"cpu"`` / ``"cuda"``); played in real time
+        (the viewer) 1 unless ``batch`` was given: a batch would add its frames to the latency."""
+        if self.batch:
+            return self.batch
+        return 1 if realtime else DEFAULT_BATCH.get(device_type, 1)
