@@ -25,7 +25,7 @@ from .engine import Engine
 from .errors import OutputError, UsageError
 from .pipeline import Pipeline
 from .sinks import ImageFileSink, ImageFolderSink, VideoFileSink, check_output_path
-from .sinks.base import Sink
+from .sinks.base import Sink, same_path
 from .sources import IMAGE_EXTENSIONS, is_image_path, open_source, source_kind
 from .sources.base import Source
 
@@ -68,17 +68,6 @@ def is_live_spec(spec: Any) -> bool:
     try:
         return source_kind(spec) in ("camera", "stream", "fake")
     except Exception:  # noqa: BLE001 - an unsupported spec fails later, when opened
-        return False
-
-
-def same_path(a: str | os.PathLike, b: str | os.PathLike) -> bool:
-    """True when ``a`` and ``b`` name the same file or folder (same resolved path, or hard links)."""
-    pa, pb = Path(a), Path(b)
-    if pa.resolve() == pb.resolve():
-        return True
-    try:
-        return pa.exists() and pb.exists() and os.path.samefile(pa, pb)
-    except OSError:
         return False
 
 

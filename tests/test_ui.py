@@ -528,6 +528,15 @@ def test_run_viewer_quit_after_and_screenshot(qapp, clip, tmp_path):
     assert not [t for t in threading.enumerate() if t.name.startswith("lowlight")]
 
 
+def test_max_frames_ends_a_live_source_without_reconnecting(qtbot, make_window):
+    """--max-frames reaches the viewer: the run stops after N frames, as an end, not a failure."""
+    cam = fake_camera()
+    win = make_window(cam, max_frames=5)
+    qtbot.waitUntil(lambda: win.session.ended, timeout=15000)
+    assert "End of" in win.banner.text() and cam.state["opens"] == 1
+    assert win.session.pipeline.stats.frames_out == 5
+
+
 def test_controls_processing_size_model_and_help(qtbot, make_window):
     win = make_window(fake_camera(w=320, h=192))
     _wait_frames(qtbot, win, 2)

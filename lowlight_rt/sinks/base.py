@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from lowlight_rt.frames import Frame
 
-__all__ = ["Sink"]
+__all__ = ["Sink", "same_path"]
+
+
+def same_path(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when ``a`` and ``b`` name the same file or folder (same absolute path, or the same
+    inode: hard links, symlinks). Every "output is the input" check uses it."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return Path(a).resolve() == Path(b).resolve()
 
 
 @runtime_checkable

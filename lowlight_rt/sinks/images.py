@@ -10,6 +10,7 @@ import numpy as np
 
 from lowlight_rt.errors import OutputError
 from lowlight_rt.frames import Frame
+from lowlight_rt.sinks.base import same_path
 
 __all__ = ["ImageFolderSink", "ImageFileSink", "write_image"]
 
@@ -91,7 +92,7 @@ class ImageFolderSink:
         if self.out_dir.exists() and not self.out_dir.is_dir():
             raise OutputError(f"output path is a file, expected a folder: {self.out_dir}")
         if input_dir is not None and Path(input_dir).is_dir() and self.out_dir.exists() \
-                and os.path.samefile(input_dir, self.out_dir):
+                and same_path(input_dir, self.out_dir):
             raise OutputError(f"output folder is the input folder: {self.out_dir}")
         parent = self.out_dir.parent
         if not self.out_dir.exists():
@@ -114,7 +115,7 @@ class ImageFolderSink:
             raise OutputError(f"image sink {self.out_dir} is already closed")
         target = self.target(frame)
         src = frame.extra.get("path")
-        if src is not None and target.exists() and os.path.samefile(src, target):
+        if src is not None and target.exists() and same_path(src, target):
             raise OutputError(f"refusing to overwrite the input image: {target}")
         write_image(target, enhanced, alpha=frame.extra.get("alpha"), grey=bool(frame.extra.get("grey")))
         self.frames_written += 1
@@ -133,7 +134,7 @@ class ImageFileSink:
         self.closed = False
         if self.path.is_dir():
             raise OutputError(f"output path is a directory: {self.path}")
-        if input_path is not None and self.path.exists() and os.path.samefile(input_path, self.path):
+        if input_path is not None and self.path.exists() and same_path(input_path, self.path):
             raise OutputError(f"output path is the input file: {self.path}")
         if not self.path.parent.is_dir():
             raise OutputError(f"output folder does not exist: {self.path.parent}")

@@ -14,6 +14,7 @@ import numpy as np
 from lowlight_rt.config import X264_CRF, X264_PRESET
 from lowlight_rt.errors import OutputError, UsageError
 from lowlight_rt.frames import SWS_FROM_RGB, Frame
+from lowlight_rt.sinks.base import same_path
 
 __all__ = ["VideoFileSink", "check_output_path", "trim_fragmented_mp4"]
 
@@ -38,13 +39,6 @@ _URL_TIMEOUT_S = 10.0
 _AUDIO_SEEK_MARGIN_S = 0.25
 
 
-def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return os.path.abspath(a) == os.path.abspath(b)
-
-
 def check_output_path(path: str | os.PathLike, input_path: str | os.PathLike | None = None) -> Path:
     """Raise ``OutputError`` (one line) unless a file can be created at ``path``.
 
@@ -52,7 +46,7 @@ def check_output_path(path: str | os.PathLike, input_path: str | os.PathLike | N
     is writable. Does not create anything.
     """
     p = Path(path)
-    if input_path is not None and Path(input_path).exists() and p.exists() and _same_file(p, input_path):
+    if input_path is not None and Path(input_path).exists() and p.exists() and same_path(p, input_path):
         raise OutputError(f"output path is the input file: {path}")
     if p.is_dir():
         raise OutputError(f"output path is a directory: {path}")

@@ -22,7 +22,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from lowlight_rt.errors import DeviceError, InputError, OutputError
+from lowlight_rt.engine import resolve_device as runtime_resolve_device
+from lowlight_rt.errors import InputError, OutputError
 from lowlight_rt.models import save_checkpoint
 
 from ..ddp import DistInfo, all_reduce_mean, barrier, broadcast_object, broadcast_parameters, wrap
@@ -42,19 +43,12 @@ _BASE_KEYS = {"pred", "target", "input", "curves", "model", "student_feats"}
 
 
 def resolve_device(name: str, info: DistInfo) -> torch.device:
-    """``auto`` -> CUDA when available else CPU; ``DeviceError`` when CUDA is asked for but absent."""
-    name = (name or "auto").lower()
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise DeviceError("CUDA was requested but no CUDA device is available")
-        if name == "cuda":
-            return torch.device("cuda", info.local_rank if info.enabled else torch.cuda.current_device())
-        return torch.device(name)
-    if name != "cpu":
-        raise DeviceError(f"unknown device {name!r}; use auto, cpu or cuda[:N]")
-    return torch.device("cpu")
+    """The runtime's :func:`lowlight_rt.engine.resolve_device`, except that a distributed run puts
+    each process on its own GPU (``auto`` / ``cuda`` -> ``cuda:<local rank>``)."""
+    plain = (name or "auto").strip().lower()
+    if info.enabled and plain in ("auto", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda", info.local_rank)
+    return runtime_resolve_device(plain)
 
 
 def _to(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
