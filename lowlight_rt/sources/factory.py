@@ -51,7 +51,7 @@ def source_kind(spec: str | int | os.PathLike) -> str:
 def open_source(spec: str | int | os.PathLike, *, proc_size: int | None = None, size_multiple: int = 8,
                 realtime: bool = False, loop: bool = False,
                 camera_options: dict[str, Any] | None = None,
-                stream_options: dict[str, Any] | None = None) -> Source:
+                stream_options: dict[str, Any] | None = None, decoder: str | None = None) -> Source:
     """Open ``spec`` as a :class:`Source` (not started). Raises ``InputError`` with one line.
 
     Args:
@@ -62,6 +62,8 @@ def open_source(spec: str | int | os.PathLike, *, proc_size: int | None = None, 
         camera_options: :class:`CameraSource` keywords (width, height, fps, pixel_format, ...).
         stream_options: :class:`StreamSource` keywords (rtsp_transport, open_timeout, read_timeout,
             max_retries, backoff, reconnect_on_eof, options).
+        decoder: files only: an FFmpeg decoder to try first (e.g. ``h264_cuvid``, see
+            :func:`lowlight_rt.codecs.choose_codecs`).
     """
     kind = source_kind(spec)
     common = {"proc_size": proc_size, "size_multiple": size_multiple}
@@ -76,4 +78,4 @@ def open_source(spec: str | int | os.PathLike, *, proc_size: int | None = None, 
         return StreamSource(os.fspath(spec), **(stream_options or {}), **common)
     if kind == "images":
         return ImageSource(spec, **common)
-    return FileSource(spec, realtime=realtime, loop=loop, **common)
+    return FileSource(spec, realtime=realtime, loop=loop, decoder=decoder, **common)
