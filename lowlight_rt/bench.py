@@ -278,10 +278,11 @@ def bench_file(clip: Path, out: Path, engine: Engine, options, *, capture: bool 
     keep = _CaptureSink()
     sinks = [sink, keep] if capture else [sink]
     pipeline = Pipeline(source, engine, sinks, batch_size=options.batch_size or 1, yuv=use_yuv_path(sink, options))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     stats = pipeline.run()
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     result = {"frames": stats.frames_out, "seconds": elapsed, "fps": stats.frames_out / elapsed,
+              "cpu_ms_per_frame": 1e3 * cpu / max(1, stats.frames_out),
               "inference_ms_per_frame": stats.infer_ms_per_frame, "write_ms_per_frame": stats.write_ms_per_frame}
     if capture:
         result["enhanced"] = keep.frames
@@ -297,7 +298,7 @@ def bench_codec_floor(clip: Path, out: Path, engine: Engine, options, enhanced: 
     sink = open_output(out, source, options)
     source.keep_yuv = use_yuv_path(sink, options)
     n = 0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         source.start()
         while (frame := source.read()) is not None:
@@ -306,8 +307,8 @@ def bench_codec_floor(clip: Path, out: Path, engine: Engine, options, enhanced: 
     finally:
         source.stop()
         sink.close()
-    elapsed = time.perf_counter() - t0
-    return {"frames": n, "seconds": elapsed, "fps": n / elapsed}
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"frames": n, "seconds": elapsed, "fps": n / elapsed, "cpu_ms_per_frame": 1e3 * cpu / max(1, n)}
 
 
 def _planes_of(picture: np.ndarray | YuvPlanes) -> YuvPlanes:
@@ -382,12 +383,16 @@ def bench_file_case(label: str, clip: Path, workdir: Path, engine: Engine, optio
     result = {
         "label": label, "frames": frames, "end_to_end_fps": fps, "codec_floor_fps": floor,
         "ratio_to_codec_floor": ratio,
+        "cpu_ms_per_frame": summarize([r.get("cpu_ms_per_frame", 0.0) for r in e2e]),
+        "codec_floor_cpu_ms_per_frame": summarize([r.get("cpu_ms_per_frame", 0.0) for r in floors]),
         "inference_ms_per_frame": statistics.median(r["inference_ms_per_frame"] for r in e2e),
         "write_ms_per_frame": statistics.median(r["write_ms_per_frame"] for r in e2e),
         "file_bytes": size, "kbps_at_30fps": 8 * size / 1000 / duration if duration else 0.0, **psnr,
     }
     progress.write(f"file {label:>9s}: end-to-end {_fmt(fps)} FPS | codec floor {_fmt(floor)} FPS | ratio "
-                   f"{ratio['median']:.2f} | PSNR {psnr.get('psnr_db', 0):.2f} dB | {size / 1e6:.2f} MB")
+                   f"{ratio['median']:.2f} | CPU {result['cpu_ms_per_frame']['median']:.0f} vs "
+                   f"{result['codec_floor_cpu_ms_per_frame']['median']:.0f} ms/frame | PSNR "
+                   f"{psnr.get('psnr_db', 0):.2f} dB | {size / 1e6:.2f} MB")
     return result
 
 

@@ -1,7 +1,9 @@
 """Interleaved A/B runs of file-to-file settings on one clip (the experiments in docs/PERFORMANCE.md).
 
 Each repeat runs every configuration once, in turn (A B C A B C ...), so a shared, noisy machine
-slows them alike; the table gives medians. For each configuration: end-to-end FPS, the codec floor
+slows them alike; the table gives medians. For each configuration: end-to-end FPS, the CPU time per frame (process time: far
+less noisy than wall time on a shared machine, and on 2 cores the throughput limit is about
+2 / CPU time), the codec floor
 (decode + encode of that run's own enhanced frames, no model), their ratio, PSNR of the written
 video against the uncompressed enhanced frames, and the file size.
 
@@ -48,7 +50,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     configs = [parse_config(c) for c in args.config]
     net, _ = load_model(args.model)
-    rows = {c["name"]: {"fps": [], "floor": [], "ratio": [], "psnr": None, "bytes": None} for c in configs}
+    rows = {c["name"]: {"fps": [], "floor": [], "ratio": [], "cpu": [], "floor_cpu": [], "psnr": None, "bytes": None}
+            for c in configs}
     with tempfile.TemporaryDirectory(prefix="lowlight-ab-") as tmp:
         work = Path(tmp)
         if args.clip == "generated":
@@ -73,14 +76,19 @@ def main(argv=None) -> int:
                 row["fps"].append(run["fps"])
                 row["floor"].append(floor["fps"])
                 row["ratio"].append(run["fps"] / floor["fps"])
+                row["cpu"].append(run["cpu_ms_per_frame"])
+                row["floor_cpu"].append(floor["cpu_ms_per_frame"])
                 print(f"[{time.perf_counter() - t0:6.0f} s] rep {rep + 1} {cfg['name']:<32s} e2e {run['fps']:5.1f} "
-                      f"floor {floor['fps']:5.1f} ratio {run['fps'] / floor['fps']:.2f}", file=sys.stderr, flush=True)
+                      f"floor {floor['fps']:5.1f} ratio {run['fps'] / floor['fps']:.2f} CPU ms/frame {run['cpu_ms_per_frame']:.0f} "
+                      f"(floor {floor['cpu_ms_per_frame']:.0f})", file=sys.stderr, flush=True)
                 engine.close()
-    print(f"| config | end-to-end FPS (median, min-max) | codec floor FPS | ratio | PSNR dB | size MB |")
-    print("|---|---|---|---|---|---|")
+    print("| config | end-to-end FPS (median, min-max) | codec floor FPS | ratio | CPU ms/frame end-to-end | "
+          "CPU ms/frame floor | PSNR dB | size MB |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, r in rows.items():
         print(f"| {name} | {statistics.median(r['fps']):.1f} ({min(r['fps']):.1f}-{max(r['fps']):.1f}) | "
-              f"{statistics.median(r['floor']):.1f} | {statistics.median(r['ratio']):.2f} | {r['psnr']:.2f} | "
+              f"{statistics.median(r['floor']):.1f} | {statistics.median(r['ratio']):.2f} | "
+              f"{statistics.median(r['cpu']):.0f} | {statistics.median(r['floor_cpu']):.0f} | {r['psnr']:.2f} | "
               f"{r['bytes'] / 1e6:.2f} |")
     print(json.dumps(rows), file=sys.stderr)
     return 0
