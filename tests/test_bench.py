@@ -126,3 +126,19 @@ def test_summarize():
     s = bench.summarize([10.0, 12.0, 11.0])
     assert (s["median"], s["min"], s["max"]) == (11.0, 10.0, 12.0)
     assert s["spread_pct"] == pytest.approx(100 * 2 / 11)
+
+
+def test_4k_test_frames_tile_four_different_half_size_frames(monkeypatch):
+    original = bench._test_frames.__wrapped__  # the uncached function
+    calls = []
+
+    def half(width, height, count=4):
+        calls.append((width, height, count))
+        return tuple(np.full((height, width, 3), 10 * k, np.uint8) for k in range(count))
+
+    monkeypatch.setattr(bench, "_test_frames", half)
+    frames = original(3840, 2160, 2)
+    assert calls == [(1920, 1080, 4)] and len(frames) == 2
+    f = frames[1]
+    assert f.shape == (2160, 3840, 3) and f.flags.c_contiguous
+    assert [f[0, 0, 0], f[0, -1, 0], f[-1, 0, 0], f[-1, -1, 0]] == [10, 20, 30, 0]
