@@ -99,9 +99,9 @@ def slow_engine(monkeypatch):
     """Makes every ``Engine.submit`` take at least 40 ms (so a run lasts long enough to interrupt)."""
     original = Engine.submit
 
-    def submit(self, frames):
+    def submit(self, frames, **kw):
         time.sleep(0.04 * len(frames))
-        return original(self, frames)
+        return original(self, frames, **kw)
 
     monkeypatch.setattr(Engine, "submit", submit)
 
@@ -472,11 +472,11 @@ def test_error_mid_run_gives_partial_playable_output(capsys, clip, tmp_path, mon
     original = Engine.submit
     done = {"n": 0}
 
-    def failing_submit(self, frames):
+    def failing_submit(self, frames, **kw):
         if done["n"] + len(frames) > 8:
             raise RuntimeError("simulated engine failure")
         done["n"] += len(frames)
-        return original(self, frames)
+        return original(self, frames, **kw)
 
     monkeypatch.setattr(Engine, "submit", failing_submit)
     before = sha256(clip)
@@ -515,7 +515,7 @@ def test_source_error_mid_run_gives_partial_output(capsys, clip, tmp_path, monke
 
 
 def test_error_on_first_frame_leaves_no_output(capsys, clip, tmp_path, monkeypatch):
-    def broken(self, frames):
+    def broken(self, frames, **kw):
         raise RuntimeError("broken from the start")
 
     monkeypatch.setattr(Engine, "submit", broken)
