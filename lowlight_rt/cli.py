@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from . import __version__
+from .codecs import X264_CRF, X264_PRESET
 from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE, DeviceError,
                      InputError, LowlightError, OutputError, Terminated)
 
@@ -143,10 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     out = p.add_argument_group("output")
     out.add_argument("--out", "-o", metavar="PATH", help="output .mp4 (video, stream, camera) or folder/image")
     out.add_argument("--side-by-side", action="store_true", help="write input | enhanced side by side")
-    out.add_argument("--crf", type=_int_in(0, 51, "--crf"), default=18,
-                     help="x264 quality 0..51, lower is better (default 18)")
-    out.add_argument("--preset", choices=X264_PRESETS, default="veryfast", metavar="PRESET",
-                     help=f"x264 preset: {', '.join(X264_PRESETS)} (default veryfast)")
+    out.add_argument("--crf", type=_int_in(0, 51, "--crf"), default=X264_CRF,
+                     help=f"x264 quality 0..51, lower is better (default {X264_CRF})")
+    out.add_argument("--preset", choices=X264_PRESETS, default=X264_PRESET, metavar="PRESET",
+                     help=f"x264 preset: {', '.join(X264_PRESETS)} (default {X264_PRESET})")
     out.add_argument("--view", action="store_true", help="open the viewer for a file or stream")
     out.add_argument("--no-gui", action="store_true", help="camera/stream: record headless (needs --out)")
     out.add_argument("--max-frames", type=_int_in(1, None, "--max-frames"), metavar="N",

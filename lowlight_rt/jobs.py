@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .codecs import X264_CRF, X264_PRESET, X264_TUNE, CodecChoice, choose_codecs
 from .engine import Engine
 from .errors import (EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, LowlightError, PartialOutputError,
                      Terminated, UsageError)
@@ -63,26 +64,38 @@ class JobOptions:
     """Output and run options of a headless job (see ``lowlight-rt --help``)."""
 
     side_by_side: bool = False
-    crf: int = 18
-    preset: str = "veryfast"
+    crf: int = X264_CRF
+    preset: str = X264_PRESET
+    tune: str | None = X264_TUNE
     batch_size: int | None = None
     max_frames: int | None = None
     quiet: bool = False
     loop: bool = False
     camera_options: dict[str, Any] | None = None
     stream_options: dict[str, Any] | None = None
+    #: the YUV path (decoded planes enhanced without full-size RGB) where the model and output allow
+    yuv: bool = True
+    #: NVDEC / NVENC: ``None`` = when the engine runs on CUDA and they open (see ``choose_codecs``)
+    gpu_codecs: bool | None = None
+
+
+def codec_choice(engine: Engine, options: JobOptions, source_codec: str | None = "h264") -> CodecChoice:
+    """The decoder / encoder of a file job (GPU codecs only considered when the engine is on CUDA)."""
+    use_gpu = options.gpu_codecs if options.gpu_codecs is not None else engine.device_type == "cuda"
+    return choose_codecs(use_gpu, crf=options.crf, preset=options.preset, tune=options.tune,
+                         source_codec=source_codec)
 
 
 def open_input(spec: str | int, engine: Engine, *, realtime: bool = False, loop: bool = False,
                camera_options: dict[str, Any] | None = None,
-               stream_options: dict[str, Any] | None = None) -> Source:
+               stream_options: dict[str, Any] | None = None, decoder: str | None = None) -> Source:
     """Open ``spec`` with the processing size the engine wants (frames downsampled in the capture thread)."""
     return open_source(spec, proc_size=engine.proc_size, size_multiple=engine.size_multiple,
                        realtime=realtime, loop=loop, camera_options=camera_options,
-                       stream_options=stream_options)
+                       stream_options=stream_options, decoder=decoder)
 
 
-def open_output(out: str | os.PathLike, source: Source, options: JobOptions):
+def open_output(out: str | os.PathLike, source: Source, options: JobOptions, codecs: CodecChoice | None = None):
     """The sink for ``out``: an image folder / image file for image inputs, else an H.264 MP4.
 
     A live input (camera, live stream) is recorded crash-safe (fragmented MP4: SIGKILL, a power
@@ -102,9 +115,10 @@ def open_output(out: str | os.PathLike, source: Source, options: JobOptions):
     check_output_path(out, info.path)
     audio_from = info.path if (info.audio_stream_indices and info.path and not info.is_live) else None
     return VideoFileSink(out, info.width, info.height, time_base=info.time_base, fps=info.fps,
-                         audio_from=audio_from, crf=options.crf, preset=options.preset,
+                         audio_from=audio_from, crf=options.crf, preset=options.preset, tune=options.tune,
                          side_by_side=options.side_by_side, metadata=info.metadata,
-                         rotation=info.rotation, fragmented=info.is_live)
+                         rotation=info.rotation, fragmented=info.is_live,
+                         **({"codec": codecs.encoder, "codec_options": codecs.options} if codecs else {}))
 
 
 class OverloadMonitor:
@@ -145,6 +159,12 @@ class OverloadMonitor:
         return None
 
 
+def use_yuv_path(sink: Any, options: JobOptions) -> bool:
+    """Whether a job takes the YUV path: asked for, and the output is the H.264 sink writing the
+    enhanced picture alone (side by side needs the input in RGB anyway)."""
+    return bool(options.yuv) and isinstance(sink, VideoFileSink) and not options.side_by_side
+
+
 def run_job(spec: str | int, out: str | os.PathLike, engine: Engine, options: JobOptions,
             model_name: str = "") -> int:
     """Enhance ``spec`` into ``out``; prints a progress bar and a summary unless ``options.quiet``.
@@ -155,16 +175,17 @@ def run_job(spec: str | int, out: str | os.PathLike, engine: Engine, options: Jo
     """
     out_path = Path(out)
     existed = out_path.exists()
+    codecs = codec_choice(engine, options) if engine.device_type == "cuda" or options.gpu_codecs else None
     source = open_input(spec, engine, loop=options.loop, camera_options=options.camera_options,
-                        stream_options=options.stream_options)
+                        stream_options=options.stream_options, decoder=codecs.decoder if codecs else None)
     try:
-        sink = open_output(out, source, options)
+        sink = open_output(out, source, options, codecs)
     except BaseException:
         source.stop()
         raise
     try:
         batch = options.batch_size or (4 if engine.device_type == "cuda" else 1)
-        pipeline = Pipeline(source, engine, [sink], batch_size=batch)
+        pipeline = Pipeline(source, engine, [sink], batch_size=batch, yuv=use_yuv_path(sink, options))
         bar = None if options.quiet else _progress_bar(source, out_path)
         monitor = OverloadMonitor(source.info.fps) if source.info.is_live else None
         progress = _progress_callback(bar, monitor)
