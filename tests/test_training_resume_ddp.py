@@ -221,3 +221,57 @@ def test_ddp_shards_the_data_and_averages_the_gradients(ddp_pairs, tmp_path, one
     assert moved > 1e-3, "the reference run must actually learn something"
     for i, (w, ref) in enumerate(zip(ranks[0]["steps"], single)):
         _assert_same(w, ref, f"DDP vs one process with the combined batch, step {i + 1}", atol=2e-5)
+
+
+# ----------------------------------------------------------------------------- DDP through the command line
+def _distill_rank(rank: int, world: int, port: int, argv: list[str], out: str) -> None:
+    """One rank of ``torchrun --nproc_per_node 2 -m training.distill ...``: torchrun's environment,
+    then the command's own ``main`` (which joins the group through ``init_distributed``)."""
+    import logging
+    import os
+
+    from training.distill import main
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port), OMP_NUM_THREADS="1")
+    torch.set_num_threads(1)
+    messages: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    training_log = logging.getLogger("training")
+    training_log.addHandler(Keep(logging.INFO))
+    training_log.setLevel(logging.INFO)  # what rank 0 / 1 decide to log, whatever the root logger says
+    code = main(argv)
+    with open(Path(out) / f"cli_rank{rank}.pkl", "wb") as f:
+        pickle.dump({"code": code, "messages": messages}, f)
+
+
+def test_distill_command_under_torchrun_environment(tmp_path, one_thread):
+    """``torchrun --nproc_per_node 2 -m training.distill --smoke``, without torchrun's launcher: both
+    ranks exit 0, only rank 0 logs the epochs and writes, and best.pt records the 2-process run."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    from tests.test_training import _check_checkpoint
+
+    data = _write_pairs(tmp_path / "data", n=6, size=(56, 72))
+    out = tmp_path / "ddp"
+    results = tmp_path / "results"
+    results.mkdir()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv = ["--config", "realtime", "--data", str(data), "--out", str(out), "--smoke", "--device", "cpu",
+            "--no-progress"]
+    mp.start_processes(_distill_rank, args=(2, port, argv, str(results)), nprocs=2, join=True, start_method="fork")
+    ranks = [pickle.loads((results / f"cli_rank{r}.pkl").read_bytes()) for r in range(2)]
+    assert [r["code"] for r in ranks] == [0, 0]
+    assert sum("epoch 1/1" in m for m in ranks[0]["messages"]) == 1
+    assert not [m for m in ranks[1]["messages"] if "epoch" in m], "only rank 0 logs"
+    meta = _check_checkpoint(out / "best.pt", "realtime")
+    assert meta["world_size"] == 2
+    assert (out / "last.pt").is_file() and (out / "history.csv").is_file()
