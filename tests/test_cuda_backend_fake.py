@@ -156,9 +156,12 @@ def test_batches_match_the_cpu_backend(fake, make, fp16, one_thread):
     assert gpu.precision == ("fp16" if fp16 else "fp32")  # the FP16 check passed: no fallback
 
 
-def test_strength_zero_gives_the_input_back(fake, one_thread):
-    gpu = _backend(_tiny_realtime(), fp16=False)
+@pytest.mark.parametrize("fp16", [False, True], ids=["fp32", "fp16"])
+def test_strength_zero_gives_the_input_back(fake, fp16, one_thread):
+    """Exactly, also in FP16 (where x/255 is inexact: the uint8 conversion must round, not truncate)."""
+    gpu = _backend(_tiny_realtime(), fp16=fp16)
     images, lows = _frames(2)
+    images[0][0, :8] = np.arange(248, 256, dtype=np.uint8)[:, None]   # FP16's coarse steps near 255
     out = gpu.submit(images, lows, 0.0, {})()
     assert all(np.array_equal(o, i) for o, i in zip(out, images))
 
