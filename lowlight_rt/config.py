@@ -11,10 +11,12 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Union
 
-#: x264 constant rate factor (0..51, lower = better and bigger)
-X264_CRF = 18
-#: x264 preset (speed / compression trade-off)
-X264_PRESET = "veryfast"
+# the x264 defaults are the codec module's (the measurements behind them: docs/PERFORMANCE.md)
+from .codecs import X264_CRF, X264_PRESET, X264_TUNE
+
+__all__ = ["RunConfig", "SourceSpec", "X264_CRF", "X264_PRESET", "X264_TUNE", "X264_PRESETS", "STREAM_TIMEOUT_S",
+           "STREAM_RETRIES", "DEFAULT_BATCH", "MIN_PROC_SIZE"]
+
 #: x264's presets, fastest first
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
                 "veryslow", "placebo")
@@ -50,7 +52,11 @@ class RunConfig:
         batch: frames per inference batch for files (``None``: :data:`DEFAULT_BATCH` of the device).
         compile: ``torch.compile`` the model (CUDA; falls back to eager with a warning).
         side_by_side: write ``input | enhanced``.
-        crf, preset: x264 quality and preset of every MP4 written (files, recordings).
+        crf, preset, tune: x264 settings of every MP4 written (files, recordings).
+        yuv: file jobs take the YUV path (decoded 4:2:0 planes enhanced without a full-size RGB
+            picture) where the model and the output allow (not side by side).
+        gpu_codecs: NVDEC / NVENC for file jobs: ``None`` = when the engine runs on CUDA and they
+            open here (:func:`lowlight_rt.codecs.choose_codecs`), ``False`` = never.
         max_frames: stop after this many frames.
         camera_size, camera_fps, pixel_format: camera capture options.
         timeout, retries: network inputs: open/read timeout (s) and reconnect attempts.
@@ -71,6 +77,9 @@ class RunConfig:
     side_by_side: bool = False
     crf: int = X264_CRF
     preset: str = X264_PRESET
+    tune: str | None = X264_TUNE
+    yuv: bool = True
+    gpu_codecs: bool | None = None
     max_frames: int | None = None
     camera_size: tuple[int, int] | None = None
     camera_fps: float | None = None

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Callable
 
+import cv2
 import numpy as np
 
 # libswscale flags (swscale.h), passed to PyAV as ``interpolation=`` (a plain int works on PyAV 17 and 18).
@@ -30,12 +31,114 @@ SWS_FROM_RGB = _SWS_BILINEAR | _SWS_ACCURATE_RND
 B by -0.2 code after a round trip; luma was already unbiased)."""
 
 
+#: Luma weights ``(kr, kb)`` of the YUV matrices the YUV path handles (limited / "tv" range only).
+YUV_MATRICES = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722)}
+# AVColorSpace values (libavutil/pixfmt.h) -> matrix. Unspecified (2) is what swscale converts as
+# BT.601, so the RGB path and the YUV path agree on untagged files.
+_AV_COLORSPACE = {1: "bt709", 2: "bt601", 5: "bt601", 6: "bt601"}
+_MATRIX_AV = {"bt709": 1, "bt601": 6}
+
+
+def yuv_to_rgb_matrix(matrix: str) -> np.ndarray:
+    """``(3, 3)`` float64 ``A`` with ``RGB = A @ (Y - 16, U - 128, V - 128)``, RGB in 0..255 units
+    (limited-range 8-bit YUV of ``matrix``, ``"bt601"`` or ``"bt709"``)."""
+    kr, kb = YUV_MATRICES[matrix]
+    kg = 1.0 - kr - kb
+    sy, sc = 255.0 / 219.0, 255.0 / 224.0
+    return np.array([[sy, 0.0, sc * 2 * (1 - kr)],
+                     [sy, -sc * 2 * kb * (1 - kb) / kg, -sc * 2 * kr * (1 - kr) / kg],
+                     [sy, sc * 2 * (1 - kb), 0.0]])
+
+
+def rgb_to_yuv_matrix(matrix: str) -> np.ndarray:
+    """Inverse of :func:`yuv_to_rgb_matrix`: ``(Y - 16, U - 128, V - 128) = B @ RGB``."""
+    return np.linalg.inv(yuv_to_rgb_matrix(matrix))
+
+
+@dataclass
+class YuvPlanes:
+    """One 8-bit 4:2:0 picture, limited range, as the decoder gives it and the encoder takes it.
+
+    Attributes:
+        y: ``(H, W)`` uint8 luma, ``H`` and ``W`` even.
+        u, v: ``(H/2, W/2)`` uint8 chroma (Cb, Cr).
+        matrix: ``"bt601"`` or ``"bt709"``: the YUV <-> RGB matrix the planes are in.
+    """
+
+    y: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    matrix: str = "bt709"
+    #: the decoded ``av.VideoFrame`` the planes are views of (kept alive with them; converted by
+    #: :meth:`to_rgb` exactly as the RGB path converts it), or ``None``
+    av_frame: object = field(default=None, repr=False, compare=False)
+
+    @property
+    def width(self) -> int:
+        return int(self.y.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.y.shape[0])
+
+    @classmethod
+    def from_av(cls, vf) -> YuvPlanes | None:
+        """The planes of a decoded ``av.VideoFrame`` (views of its buffers, no copy; the frame is kept
+        alive with them), or ``None`` when the YUV path cannot take it: not yuv420p, odd size, full
+        range, or a matrix other than BT.601 / BT.709."""
+        if vf.format.name != "yuv420p" or vf.width % 2 or vf.height % 2 or int(vf.color_range or 0) == 2:
+            return None
+        matrix = _AV_COLORSPACE.get(int(vf.colorspace or 2))
+        if matrix is None:
+            return None
+        w, h = vf.width, vf.height
+        planes = []
+        for plane, (pw, ph) in zip(vf.planes, ((w, h), (w // 2, h // 2), (w // 2, h // 2))):
+            buf = np.frombuffer(plane, np.uint8).reshape(ph, plane.line_size)
+            planes.append(buf[:, :pw])
+        return cls(planes[0], planes[1], planes[2], matrix, av_frame=vf)
+
+    def to_av(self):
+        """A new ``av.VideoFrame`` (yuv420p, tagged with the matrix and limited range) holding a copy."""
+        import av
+
+        vf = av.VideoFrame(self.width, self.height, "yuv420p")
+        for plane, arr in zip(vf.planes, (self.y, self.u, self.v)):
+            buf = np.frombuffer(plane, np.uint8).reshape(arr.shape[0], plane.line_size)
+            buf[:, : arr.shape[1]] = arr
+        vf.colorspace = _MATRIX_AV[self.matrix]
+        vf.color_range = 1
+        return vf
+
+    def to_rgb(self) -> np.ndarray:
+        """``(H, W, 3)`` uint8 RGB with the same swscale conversion the decoder path uses (rounded,
+        chroma interpolated)."""
+        vf = self.av_frame if self.av_frame is not None else self.to_av()
+        return vf.to_ndarray(format="rgb24", threads=1, interpolation=SWS_TO_RGB)
+
+    def resized_rgb(self, width: int, height: int) -> np.ndarray:
+        """``(height, width, 3)`` uint8 RGB, area-downsampled in YUV and converted at the small size.
+
+        The conversion is linear, so averaging before converting equals converting before averaging
+        (up to rounding and clipping); at the network's processing size this costs a fraction of a
+        full-resolution conversion.
+        """
+        y = cv2.resize(self.y, (width, height), interpolation=cv2.INTER_AREA).astype(np.float32) - 16.0
+        interp = cv2.INTER_AREA if width <= self.u.shape[1] else cv2.INTER_LINEAR
+        u = cv2.resize(self.u, (width, height), interpolation=interp).astype(np.float32) - 128.0
+        v = cv2.resize(self.v, (width, height), interpolation=interp).astype(np.float32) - 128.0
+        rgb = np.stack([y, u, v], axis=-1) @ yuv_to_rgb_matrix(self.matrix).T.astype(np.float32)
+        return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+
+
 @dataclass
 class Frame:
     """One video frame or image.
 
     Attributes:
-        image: full-resolution picture, ``(H, W, 3)`` uint8 RGB, C-contiguous.
+        image: full-resolution picture, ``(H, W, 3)`` uint8 RGB, C-contiguous. A source on the
+            YUV path passes ``image=None`` with ``yuv`` set; ``image`` is then converted from
+            ``yuv`` on first access (only consumers that need RGB pay for the conversion).
         index: 0-based position in the order the source produced it.
         pts: presentation timestamp in ``time_base`` units, or ``None`` (images, some live sources).
         time_base: unit of ``pts`` in seconds, or ``None``.
@@ -43,6 +146,7 @@ class Frame:
         proc: the picture downsampled for inference, ``(h, w, 3)`` uint8 RGB, or ``None`` when the
             processing size is not below the input's (then ``image`` is used as is).
         name: file name for image sources (image sinks reuse it), else ``None``.
+        yuv: the decoded 4:2:0 planes, when the source kept them (:class:`YuvPlanes`), else ``None``.
     """
 
     image: np.ndarray
@@ -53,14 +157,24 @@ class Frame:
     proc: np.ndarray | None = None
     name: str | None = None
     extra: dict = field(default_factory=dict)
+    yuv: YuvPlanes | None = None
+
+    def __post_init__(self) -> None:
+        if self._image is None and self.yuv is None:
+            raise ValueError("a Frame needs an image or yuv planes")
+
+    @property
+    def has_rgb(self) -> bool:
+        """True when ``image`` is already RGB in memory (reading it costs no conversion)."""
+        return self._image is not None
 
     @property
     def height(self) -> int:
-        return int(self.image.shape[0])
+        return int(self._image.shape[0]) if self._image is not None else self.yuv.height
 
     @property
     def width(self) -> int:
-        return int(self.image.shape[1])
+        return int(self._image.shape[1]) if self._image is not None else self.yuv.width
 
     @property
     def time(self) -> float | None:
@@ -68,6 +182,20 @@ class Frame:
         if self.pts is None or self.time_base is None:
             return None
         return float(self.pts * self.time_base)
+
+
+def _get_image(self: Frame) -> np.ndarray:
+    if self._image is None:  # converted once; two threads racing here compute the same array
+        self._image = self.yuv.to_rgb()
+    return self._image
+
+
+def _set_image(self: Frame, value: np.ndarray | None) -> None:
+    self._image = value
+
+
+# ``image`` is a dataclass field (constructor argument, dataclasses.replace) backed by a lazy property.
+Frame.image = property(_get_image, _set_image, doc=Frame.__doc__.split("Attributes:")[1].split("index:")[0].strip())
 
 
 def processing_shape(width: int, height: int, proc_size: int | None, multiple: int = 8) -> tuple[int, int]:

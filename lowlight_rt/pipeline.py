@@ -21,7 +21,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from .engine import Engine, InferenceWorker
-from .frames import Frame
+from .frames import Frame, YuvPlanes
 from .sinks import LatestFrameSink
 from .sinks.base import Sink
 from .sources.base import Source
@@ -60,16 +60,23 @@ class Pipeline:
         engine: the :class:`~lowlight_rt.engine.Engine` that enhances frames.
         sinks: consumers of ``(frame, enhanced)`` pairs, written in order from the writer thread.
         batch_size: frames per inference batch (files only; live sources always use 1).
+        yuv: the YUV path: the source keeps decoded 4:2:0 planes, the engine applies the operator to
+            them and sinks that declare ``accepts_yuv = True`` (the H.264 sink) get
+            :class:`~lowlight_rt.frames.YuvPlanes`; other sinks get RGB, converted once per frame.
+            Saves the two full-size colour conversions (docs/PERFORMANCE.md).
     """
 
-    def __init__(self, source: Source, engine: Engine, sinks: Iterable[Sink] = (), *, batch_size: int = 1) -> None:
+    def __init__(self, source: Source, engine: Engine, sinks: Iterable[Sink] = (), *, batch_size: int = 1,
+                 yuv: bool = False) -> None:
         self.source = source
+        if yuv:
+            source.keep_yuv = True
         self.engine = engine
         self.latest = LatestFrameSink()
         self._sinks: list[Sink] = [*sinks, self.latest]
         self._sinks_lock = threading.Lock()
         batch = 1 if source.info.is_live else max(1, batch_size)
-        self.worker = InferenceWorker(source, engine, batch_size=batch)
+        self.worker = InferenceWorker(source, engine, batch_size=batch, yuv=yuv)
         self._writer: threading.Thread | None = None
         self._stop = threading.Event()
         self._done = threading.Event()
@@ -230,12 +237,18 @@ class Pipeline:
             self._t_end = time.perf_counter()
             self._done.set()
 
-    def _write(self, frame: Frame, enhanced: np.ndarray) -> None:
+    def _write(self, frame: Frame, enhanced: np.ndarray | YuvPlanes) -> None:
         t = time.perf_counter()
         # the lock is held while writing so remove_sink() never closes a sink in mid-write
         with self._sinks_lock:
+            rgb = None
             for sink in self._sinks:
-                sink.write(frame, enhanced)
+                if isinstance(enhanced, YuvPlanes) and not getattr(sink, "accepts_yuv", False):
+                    if rgb is None:
+                        rgb = enhanced.to_rgb()
+                    sink.write(frame, rgb)
+                else:
+                    sink.write(frame, enhanced)
         done = time.perf_counter()
         self._write_s += done - t
         self._frames_out += 1

@@ -18,8 +18,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
+from .codecs import CodecChoice, choose_codecs
 from .config import RunConfig
 from .engine import Engine
 from .errors import OutputError, UsageError
@@ -30,7 +31,7 @@ from .sources import IMAGE_EXTENSIONS, is_image_path, open_source, source_kind
 from .sources.base import Source
 
 __all__ = ["Run", "open_run", "load_engine", "open_input", "open_output", "check_output", "check_output_kind",
-           "model_label", "is_live_spec", "same_path", "VIDEO_EXTENSIONS", "H264_CONTAINERS"]
+           "codec_choice", "use_yuv_path", "model_label", "is_live_spec", "VIDEO_EXTENSIONS", "H264_CONTAINERS"]
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".ts", ".flv"})
 """Output names that mean a video file (refused for image inputs instead of becoming a folder)."""
@@ -127,22 +128,39 @@ def _image_count(spec: str | int) -> int | None:
         return None
 
 
+# ----------------------------------------------------------------------------------- codecs
+def codec_choice(config: RunConfig, engine: Engine, source_codec: str | None = "h264") -> CodecChoice:
+    """The decoder / encoder of a file job (GPU codecs only considered when the engine is on CUDA)."""
+    use_gpu = config.gpu_codecs if config.gpu_codecs is not None else engine.device_type == "cuda"
+    return choose_codecs(use_gpu, crf=config.crf, preset=config.preset, tune=config.tune,
+                         source_codec=source_codec)
+
+
+def use_yuv_path(sink: Sink, config: RunConfig) -> bool:
+    """Whether a job takes the YUV path: asked for, and the output is the H.264 sink writing the
+    enhanced picture alone (side by side needs the input in RGB anyway)."""
+    return bool(config.yuv) and isinstance(sink, VideoFileSink) and not config.side_by_side
+
+
 # ----------------------------------------------------------------------------------- source, sink
-def open_input(config: RunConfig, engine: Engine, *, realtime: bool = False) -> Source:
+def open_input(config: RunConfig, engine: Engine, *, realtime: bool = False, decoder: str | None = None) -> Source:
     """Open ``config.source`` (not started), handed the engine's shape rule: frames are downsampled in
-    the capture thread to exactly what the engine runs at, whatever model or size it switches to."""
+    the capture thread to exactly what the engine runs at, whatever model or size it switches to.
+    ``decoder``: files only, an FFmpeg decoder to try first (see :func:`codec_choice`)."""
     spec = config.source
     if spec is None:
         raise UsageError("no input given")
     if callable(spec):  # a custom opener (tests, benchmarks)
         return spec(proc_shape=engine.proc_shape)
     return open_source(spec, proc_shape=engine.proc_shape, realtime=realtime, loop=config.loop,
-                       camera_options=config.camera_options(), stream_options=config.stream_options())
+                       camera_options=config.camera_options(), stream_options=config.stream_options(),
+                       decoder=decoder)
 
 
-def open_output(config: RunConfig, source: Source, out: str | os.PathLike | None = None) -> Sink:
+def open_output(config: RunConfig, source: Source, out: str | os.PathLike | None = None,
+                codecs: CodecChoice | None = None) -> Sink:
     """The sink for ``out`` (default ``config.out``): an image folder / image file for image inputs,
-    else an H.264 MP4 with the config's x264 settings.
+    else an H.264 MP4 with the config's x264 settings (or ``codecs``' encoder).
 
     A live input (camera, live stream) is recorded crash-safe (fragmented MP4: SIGKILL, a power
     cut or a full disk lose at most the last ~2 s); a file gives a normal MP4, index first.
@@ -163,9 +181,10 @@ def open_output(config: RunConfig, source: Source, out: str | os.PathLike | None
     check_output_path(path, info.path)
     audio_from = info.path if (info.audio_stream_indices and info.path and not info.is_live) else None
     return VideoFileSink(path, info.width, info.height, time_base=info.time_base, fps=info.fps,
-                         audio_from=audio_from, crf=config.crf, preset=config.preset,
+                         audio_from=audio_from, crf=config.crf, preset=config.preset, tune=config.tune,
                          side_by_side=config.side_by_side, metadata=info.metadata,
-                         rotation=info.rotation, fragmented=info.is_live)
+                         rotation=info.rotation, fragmented=info.is_live,
+                         **({"codec": codecs.encoder, "codec_options": codecs.options} if codecs else {}))
 
 
 # ----------------------------------------------------------------------------------- the run
@@ -184,18 +203,27 @@ class Run:
         self.pipeline.stop()
 
 
-def open_run(config: RunConfig, engine: Engine, *, realtime: bool = False, write_output: bool = True) -> Run:
+def open_run(config: RunConfig, engine: Engine, *, realtime: bool = False, write_output: bool = True,
+             codecs: CodecChoice | None = None, extra_sinks: Sequence[Sink] = ()) -> Run:
     """Open the source, the output (``config.out``, when ``write_output``) and the pipeline.
 
+    ``codecs``: the decoder / encoder (default: :func:`codec_choice` when the engine runs on CUDA or
+    ``config.gpu_codecs``, else FFmpeg's decoder and libx264). ``extra_sinks`` get the pairs too
+    (after the output). The YUV path is taken when :func:`use_yuv_path` allows it for the output.
     Nothing runs yet. On any error (or Ctrl-C / SIGTERM) in between, what was opened is closed again
     (an output is closed as partial) and the error propagates.
     """
-    source = open_input(config, engine, realtime=realtime)
+    writes = write_output and config.out is not None
+    if codecs is None and writes and not realtime and (engine.device_type == "cuda" or config.gpu_codecs):
+        codecs = codec_choice(config, engine)
+    source = open_input(config, engine, realtime=realtime, decoder=codecs.decoder if codecs else None)
     sinks: list[Sink] = []
     try:
-        if write_output and config.out is not None:
-            sinks.append(open_output(config, source))
-        pipeline = Pipeline(source, engine, sinks, batch_size=config.batch_size(engine.device_type, realtime=realtime))
+        if writes:
+            sinks.append(open_output(config, source, codecs=codecs))
+        yuv = bool(sinks) and use_yuv_path(sinks[0], config)
+        pipeline = Pipeline(source, engine, [*sinks, *extra_sinks],
+                            batch_size=config.batch_size(engine.device_type, realtime=realtime), yuv=yuv)
     except BaseException:
         source.stop()
         for sink in sinks:

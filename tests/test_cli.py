@@ -99,9 +99,9 @@ def slow_engine(monkeypatch):
     """Makes every ``Engine.submit`` take at least 40 ms (so a run lasts long enough to interrupt)."""
     original = Engine.submit
 
-    def submit(self, frames):
+    def submit(self, frames, **kw):
         time.sleep(0.04 * len(frames))
-        return original(self, frames)
+        return original(self, frames, **kw)
 
     monkeypatch.setattr(Engine, "submit", submit)
 
@@ -475,11 +475,11 @@ def test_error_mid_run_gives_partial_playable_output(capsys, clip, tmp_path, mon
     original = Engine.submit
     done = {"n": 0}
 
-    def failing_submit(self, frames):
+    def failing_submit(self, frames, **kw):
         if done["n"] + len(frames) > 8:
             raise RuntimeError("simulated engine failure")
         done["n"] += len(frames)
-        return original(self, frames)
+        return original(self, frames, **kw)
 
     monkeypatch.setattr(Engine, "submit", failing_submit)
     before = sha256(clip)
@@ -518,7 +518,7 @@ def test_source_error_mid_run_gives_partial_output(capsys, clip, tmp_path, monke
 
 
 def test_error_on_first_frame_leaves_no_output(capsys, clip, tmp_path, monkeypatch):
-    def broken(self, frames):
+    def broken(self, frames, **kw):
         raise RuntimeError("broken from the start")
 
     monkeypatch.setattr(Engine, "submit", broken)
@@ -567,93 +567,7 @@ def test_console_entry_exit_code(tmp_path):
     assert proc.stdout == ""
 
 
-# -- bench -----------------------------------------------------------------------------------------
-class FakeClock:
-    """A thread-safe stand-in for the ``time`` module: time passes only when :meth:`advance` is called."""
-
-    def __init__(self) -> None:
-        self._now = 1000.0
-        self._lock = threading.Lock()
-
-    def perf_counter(self) -> float:
-        with self._lock:
-            return self._now
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self._now += seconds
-
-
-def test_bench_json(capsys, monkeypatch):
-    """``lowlight-rt bench --json`` prints one JSON object whose speeds are the real measurements.
-
-    The demo-scene renderer (seconds per 1080p frame) is swapped for the cheap test pattern, and the
-    bench's clock is a fake one on which inference costs exactly 10 ms per frame and encoding a frame
-    5 ms when dark (the input) or 8 ms when bright (the enhanced output, as with x264): every FPS and
-    ratio the bench reports is then known in advance (not recomputed from its own JSON), while the
-    measurement code runs as it does for users.
-    """
-    from lowlight_rt import bench
-    from lowlight_rt.sinks import VideoFileSink
-
-    infer_s, dark_write_s, bright_write_s = 0.010, 0.005, 0.008
-    written_means = []
-    clock = FakeClock()
-    monkeypatch.setattr(bench, "time", clock)
-    original_submit, original_write = Engine.submit, VideoFileSink.write
-
-    def submit(self, frames):
-        clock.advance(infer_s * len(frames))
-        return original_submit(self, frames)
-
-    def write(self, frame, enhanced):
-        written_means.append(float(enhanced.mean()))
-        clock.advance(bright_write_s if written_means[-1] > 50 else dark_write_s)
-        return original_write(self, frame, enhanced)
-
-    monkeypatch.setattr(Engine, "submit", submit)
-    monkeypatch.setattr(VideoFileSink, "write", write)
-
-    rendered = []
-
-    def cheap_frames(width, height, count=4):
-        rendered.append((width, height))
-        return tuple(media.make_frame(i, width, height, rng=np.random.default_rng(i)) for i in range(count))
-
-    def cheap_clip(path, width=1280, height=720, fps=30, seconds=4.0):
-        return media.make_clip(path, width=width, height=height, fps=fps, frames=max(1, round(fps * seconds)))
-
-    monkeypatch.setattr(bench, "_test_frames", cheap_frames)
-    monkeypatch.setattr(bench, "make_clip", cheap_clip)
-    code, out, err = run_cli(capsys, "bench", "--json", "--device", "cpu", "--seconds", "0.05",
-                             "--clip-seconds", "0.5")  # 0.05 s of fake time: the minimum of 5 frames
-    assert code == EXIT_OK, err
-    assert sorted(rendered) == [(1280, 720), (1920, 1080)]
-    result = json.loads(out)
-    for key in ("lowlight_rt_version", "machine", "model", "model_only", "file", "targets"):
-        assert key in result
-    assert result["model"] == "classical"
-    assert {r["label"] for r in result["model_only"]} == {"720p", "1080p"}
-    for r in result["model_only"]:  # inference only, warm-up excluded: 100 FPS, 10 ms per frame
-        assert r["device"] == "cpu" and r["frames"] >= 5
-        assert r["fps"] == pytest.approx(1 / infer_s, rel=1e-6)
-        assert r["ms_per_frame"] == pytest.approx(1000 * infer_s, rel=1e-6)
-    f = result["file"]
-    frames = 15  # 0.5 s at 30 fps
-    assert max(written_means) > 50 > min(written_means)  # both kinds of frames were encoded
-    # end to end: inference + encoding the enhanced frame, the warm-up run excluded: 18 ms per frame
-    assert f["end_to_end"]["frames"] == frames
-    assert f["end_to_end"]["seconds"] == pytest.approx(frames * (infer_s + bright_write_s), rel=1e-6)
-    assert f["end_to_end"]["fps"] == pytest.approx(1 / (infer_s + bright_write_s), rel=1e-6)
-    # the codec ceilings decode and encode only (no inference): the dark input, the bright output
-    assert f["codec_only"]["frames"] == f["codec_only_on_enhanced_output"]["frames"] == frames
-    assert f["codec_only"]["fps"] == pytest.approx(1 / dark_write_s, rel=1e-6)
-    assert f["codec_only_on_enhanced_output"]["fps"] == pytest.approx(1 / bright_write_s, rel=1e-6)
-    assert f["ratio_to_ceiling"] == pytest.approx(5 / 18, rel=1e-6)
-    assert f["ratio_to_output_ceiling"] == pytest.approx(8 / 18, rel=1e-6)
-    # 55.6 FPS meets the 30 FPS target; a ratio of 0.28 misses the 0.8 one
-    assert result["targets"] == {"cpu_720p_file_fps>=30": True, "cpu_720p_ratio>=0.8": False}
-    assert "file 720p" in err  # human-readable log lines go to stderr with --json
+# -- bench: tests/test_bench.py --------------------------------------------------------------------
 
 
 # -- every bad option value is refused at parse time: exit 2, one line naming the valid range ---------

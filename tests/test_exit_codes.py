@@ -111,7 +111,7 @@ def not_a_directory(tmp_path) -> Path:
 
 
 def _case_internal(ctx):
-    def broken(self, frames):
+    def broken(self, frames, **kw):
         raise RuntimeError("simulated bug")
 
     ctx.monkeypatch.setattr(Engine, "submit", broken)
@@ -122,11 +122,11 @@ def _case_partial(ctx):
     original = Engine.submit
     done = {"n": 0}
 
-    def failing(self, frames):
+    def failing(self, frames, **kw):
         if done["n"] + len(frames) > 4:
             raise RuntimeError("simulated failure mid-way")
         done["n"] += len(frames)
-        return original(self, frames)
+        return original(self, frames, **kw)
 
     ctx.monkeypatch.setattr(Engine, "submit", failing)
     return ["--input", ctx.clip, "--out", ctx.tmp / "o.mp4", "--batch", "1"]
@@ -138,9 +138,9 @@ def _case_ctrl_c_on_a_file(ctx):
 
     original_submit, original_update = Engine.submit, jobs._Progress.update_stats
 
-    def slow(self, frames):
+    def slow(self, frames, **kw):
         time.sleep(0.04 * len(frames))
-        return original_submit(self, frames)
+        return original_submit(self, frames, **kw)
 
     def interrupting(self, stats):
         original_update(self, stats)
@@ -158,9 +158,9 @@ def _case_sigterm_on_a_file(ctx):
 
     original_submit, original_update = Engine.submit, jobs._Progress.update_stats
 
-    def slow(self, frames):
+    def slow(self, frames, **kw):
         time.sleep(0.04 * len(frames))
-        return original_submit(self, frames)
+        return original_submit(self, frames, **kw)
 
     def terminating(self, stats):
         original_update(self, stats)

@@ -68,7 +68,7 @@ def test_round_trip_frames_pts_audio_metadata(clip, tmp_path):
         v = c.streams.video[0]
         assert v.codec_context.name == "h264" and v.codec_context.pix_fmt == "yuv420p"
         assert c.streams.audio[0].metadata.get("language") == "eng"
-    # the picture survives (identity enhancement, crf 18)
+    # the picture survives (identity enhancement, the default crf)
     with open_source(out) as back:
         decoded = [f.image for f in back]
     err = np.mean([np.abs(a.astype(int) - b.image).mean() for a, b in zip(decoded, frames_in)])

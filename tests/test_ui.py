@@ -547,7 +547,10 @@ def test_controls_processing_size_model_and_help(qtbot, make_window):
     smaller = win.proc_combo.currentData()
     assert 0 < smaller < default and engine.proc_size == smaller
     _wait_frames(qtbot, win, 3)
-    assert win._proc_text() == "x".join(map(str, engine.proc_shape(320, 192)))
+    # short side 192 -> 180 is a scale of 0.9375: 300 x 180, each rounded to a multiple of 8
+    assert smaller == 180 and win._proc_text() == "304x176"
+    qtbot.waitUntil(lambda: win._current.frame.proc is not None
+                    and win._current.frame.proc.shape[:2] == (176, 304), timeout=5000)  # what the network gets
     win.session.set_model("classical")          # reload through the picker's path
     qtbot.waitUntil(lambda: "Model: classical" in win.banner.text() or win.banner.text() == "", timeout=5000)
     _wait_frames(qtbot, win, 2)
@@ -578,3 +581,99 @@ def test_device_switch_to_cuda(qtbot, make_window):
     win.toggle_device()
     qtbot.waitUntil(lambda: str(win.session.engine.device_name).startswith("cuda"), timeout=20000)
     _wait_frames(qtbot, win, 5)
+
+
+# ---------------------------------------------------------------------------------- keyboard shortcuts
+# Each key of docs/VIEWER.md pressed on the window, checked by what it changes in the session / engine
+# (not by the banner): a swapped or unconnected shortcut fails here.
+def _press(qtbot, win, key, modifier=Qt.KeyboardModifier.NoModifier) -> None:
+    win.activateWindow()
+    win.view.setFocus()
+    qtbot.keyClick(win.view, key, modifier)
+
+
+@pytest.fixture
+def realtime_checkpoint(tmp_path) -> Path:
+    """A second model for the picker: a small ``realtime`` student (untrained weights)."""
+    import torch
+
+    from lowlight_rt.models import create_model, save_checkpoint
+
+    torch.manual_seed(0)
+    return save_checkpoint(tmp_path / "student.pt", create_model("realtime", width=8, depth=1), {"label": "test"})
+
+
+def test_keys_strength_model_device_overlay_url_and_quit(qtbot, make_window, realtime_checkpoint, monkeypatch):
+    import ui.app
+
+    win = make_window(fake_camera(), model=str(realtime_checkpoint), strength=0.5)
+    _wait_frames(qtbot, win, 2)
+    engine = win.session.engine
+    assert engine.model.arch_name == "realtime" and engine.strength == pytest.approx(0.5)
+
+    # + / Up raise the strength by 0.1, - / Down lower it, in the engine itself
+    for key, expected in ((Qt.Key.Key_Plus, 0.6), (Qt.Key.Key_Up, 0.7), (Qt.Key.Key_Minus, 0.6),
+                          (Qt.Key.Key_Down, 0.5), (Qt.Key.Key_Down, 0.4)):
+        _press(qtbot, win, key)
+        assert engine.strength == pytest.approx(expected), f"{key.name}: strength {engine.strength}"
+
+    # M: the next model in the picker (classical) replaces the student in the running engine
+    realtime_model = engine.model
+    _press(qtbot, win, Qt.Key.Key_M)
+    qtbot.waitUntil(lambda: engine.model is not realtime_model, timeout=10000)
+    assert engine.model.arch_name == "classical" and win.session.engine is engine
+    _wait_frames(qtbot, win, 2)                       # and frames keep coming with it
+
+    # D: switch device (here CUDA "exists"; the switch request is what the key must produce)
+    requested: list[str] = []
+    monkeypatch.setattr(ui.app, "_cuda_available", lambda: True)
+    monkeypatch.setattr(win.session, "set_device", requested.append)
+    _press(qtbot, win, Qt.Key.Key_D)
+    assert requested == ["cuda"]
+
+    # I: statistics overlay off, then on
+    assert win.view.overlay_visible
+    _press(qtbot, win, Qt.Key.Key_I)
+    assert not win.view.overlay_visible
+    _press(qtbot, win, Qt.Key.Key_I)
+    assert win.view.overlay_visible
+
+    # Ctrl+U: the URL typed in the dialog is opened (a file dialog, the wrong one, would be cancelled)
+    opened: list = []
+    monkeypatch.setattr(ui.app.QInputDialog, "getText", staticmethod(lambda *a, **k: ("  rtsp://cam.test/live ", True)))
+    monkeypatch.setattr(ui.app.QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: ("", "")))
+    monkeypatch.setattr(win.session, "open", opened.append)
+    _press(qtbot, win, Qt.Key.Key_U, Qt.KeyboardModifier.ControlModifier)
+    assert opened == ["rtsp://cam.test/live"]
+    monkeypatch.undo()                                # the real session.open / set_device again
+
+    # Q: quit (the window closes and its pipeline stops)
+    _press(qtbot, win, Qt.Key.Key_Q)
+    qtbot.waitUntil(lambda: not win.isVisible(), timeout=5000)
+    assert win._quitting and win.session.pipeline is None
+
+
+def test_keys_seek_and_open_file(qtbot, make_window, clip, tmp_path, monkeypatch):
+    import ui.app
+
+    win = make_window(str(clip))
+    _wait_frames(qtbot, win, 3)
+    qtbot.waitUntil(lambda: win.session.can_seek, timeout=5000)
+    seeks: list[float] = []
+    real_seek = win.session.seek
+    monkeypatch.setattr(win.session, "seek", lambda t: (seeks.append(t), real_seek(t)))
+    for key, delta in ((Qt.Key.Key_Right, +5.0), (Qt.Key.Key_Left, -5.0)):
+        pos = win.session.position(win._current.frame) % 2.0      # the clip is 2 s long
+        _press(qtbot, win, key)
+        assert seeks and seeks[-1] == pytest.approx(pos + delta, abs=0.1), f"{key.name}: seek({seeks[-1]}) from {pos}"
+    assert len(seeks) == 2
+    qtbot.waitUntil(lambda: win.session.position(win._current.frame) % 2.0 < 0.5, timeout=5000)  # Left: to 0
+
+    # Ctrl+O: the file chosen in the dialog plays (a URL dialog, the wrong one, would be cancelled)
+    other = tmp_path / "other.mp4"
+    other.write_bytes(clip.read_bytes())
+    monkeypatch.setattr(ui.app.QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (str(other), "")))
+    monkeypatch.setattr(ui.app.QInputDialog, "getText", staticmethod(lambda *a, **k: ("", False)))
+    _press(qtbot, win, Qt.Key.Key_O, Qt.KeyboardModifier.ControlModifier)
+    assert win.session.spec == str(other)
+    _wait_frames(qtbot, win, 3)

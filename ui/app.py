@@ -374,8 +374,9 @@ class MainWindow(QMainWindow):
         self.proc_combo.clear()
         model = getattr(e, "model", None)
         default = getattr(model, "default_proc_size", None)
-        sizes = sorted(set(PROC_SIZES) | ({default} if default else set()))
         current = s.config.proc_size if s.config.proc_size is not None else (default or 0)
+        # a size given on the command line (--proc-size 64) is listed too, so the picker shows it
+        sizes = sorted(set(PROC_SIZES) | {v for v in (default, current) if v})
         for size in sizes:
             self.proc_combo.addItem(f"{size}" + (" (default)" if size == default else ""), size)
         self.proc_combo.addItem("full" + (" (default)" if not default else ""), 0)

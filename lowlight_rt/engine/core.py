@@ -21,13 +21,17 @@ import numpy as np
 import torch
 
 from ..errors import DeviceError
-from ..frames import Frame, processing_shape
+from ..frames import Frame, YuvPlanes, processing_shape, rgb_to_yuv_matrix, yuv_to_rgb_matrix
 from ..models.affine import AffineOperatorModel
 from ..models.base import EnhancementModel
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Engine", "PendingResult", "default_threads", "resolve_device", "apply_operator_numpy", "to_float_nchw"]
+__all__ = ["Engine", "PendingResult", "default_threads", "resolve_device", "apply_operator_numpy",
+           "apply_operator_yuv", "to_float_nchw"]
+
+#: matrix of the YUV the engine writes (the video sink tags and expects BT.709, limited range)
+OUTPUT_MATRIX = "bt709"
 
 
 def default_threads() -> int:
@@ -92,6 +96,67 @@ def apply_operator_numpy(image: np.ndarray, offset: np.ndarray, gain: np.ndarray
     up_gain = gain if gain.shape[:2] == (h_full, w_full) else cv2.resize(gain, size, interpolation=cv2.INTER_LINEAR)
     prod = cv2.multiply(image, up_gain, dtype=cv2.CV_32F)
     return cv2.add(prod, up_offset, dtype=cv2.CV_8U)
+
+
+def apply_operator_yuv(planes: YuvPlanes, offset: np.ndarray, gain: np.ndarray,
+                       out_matrix: str = OUTPUT_MATRIX) -> YuvPlanes:
+    """The affine operator of :func:`apply_operator_numpy`, applied to 4:2:0 planes without a
+    full-resolution RGB picture.
+
+    With ``A`` the input's YUV -> RGB matrix and ``B`` the output's RGB -> YUV matrix (limited
+    range, centred at 16 / 128) the RGB operator ``out_c = o_c + g_c * rgb_c`` is, per pixel,
+
+    * luma, full resolution: ``Y' = 16 + sum_c B_yc o_c + gYY (Y - 16) + sum_c B_yc g_c (A_c1 Uc + A_c2 Vc)``
+      with ``gYY = sum_c B_yc g_c A_c0`` (``A_c0`` is the same for every channel, so ``gYY`` is the
+      luma-weighted gain). The last term (zero when the gain is one channel and ``A``, ``B`` are the
+      same matrix) is computed at chroma resolution and upsampled bilinearly with the constant part;
+    * chroma, half resolution: RGB at chroma resolution (luma area-averaged), the operator applied
+      and clipped to 0..255 per channel as in the RGB path, then ``B``'s chroma rows.
+
+    Exact up to the interpolation of chroma (bilinear here, swscale's in the RGB path) and the
+    clipping of luma (Y is clipped to 16..235; the RGB path clips each channel before the encoder's
+    conversion, which differs only where the operator drives a colour out of gamut). ``lowlight-rt
+    bench`` measures the written video against the RGB path's frames (PSNR).
+
+    Args:
+        planes: input picture, ``(H, W)`` / ``(H/2, W/2)`` uint8 planes.
+        offset: ``(h, w, 3)`` float32 RGB offset in 0..255 units (the operator grid).
+        gain: ``(h, w, 1|3)`` float32 RGB gain.
+        out_matrix: matrix of the output planes.
+    Returns:
+        New :class:`YuvPlanes` in ``out_matrix`` (full size, limited range).
+    """
+    h_full, w_full = planes.height, planes.width
+    half = (w_full // 2, h_full // 2)
+    a = yuv_to_rgb_matrix(planes.matrix).astype(np.float32)
+    b = rgb_to_yuv_matrix(out_matrix).astype(np.float32)
+    # per-channel contiguous planes (arithmetic on interleaved channels, numpy matmul and cv2.split
+    # were each several ms per frame on the 2-core machine; single-plane resizes are ~0.2 ms)
+    o_grid = [np.ascontiguousarray(offset[..., c], dtype=np.float32) for c in range(3)]
+    g_grid = [np.ascontiguousarray(gain[..., min(c, gain.shape[-1] - 1)], dtype=np.float32) for c in range(3)]
+    g_yy = b[0, 0] * a[0, 0] * g_grid[0] + b[0, 1] * a[1, 0] * g_grid[1] + b[0, 2] * a[2, 0] * g_grid[2]
+
+    def up(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        return x if x.shape[::-1] == size else cv2.resize(x, size, interpolation=cv2.INTER_LINEAR)
+
+    yc = cv2.resize(planes.y, half, interpolation=cv2.INTER_AREA).astype(np.float32) - 16.0
+    uc = planes.u.astype(np.float32) - 128.0
+    vc = planes.v.astype(np.float32) - 128.0
+    out_rgb = []
+    k_half = 16.0 - 16.0 * up(g_yy, half)  # luma: constant part + chroma cross terms, at chroma resolution
+    for c in range(3):
+        o_c, g_c = up(o_grid[c], half), up(g_grid[c], half)
+        chroma_c = a[c, 1] * uc + a[c, 2] * vc
+        k_half += b[0, c] * (o_c + g_c * chroma_c)
+        out_rgb.append(np.clip(o_c + g_c * (a[c, 0] * yc + chroma_c), 0.0, 255.0))
+    y = cv2.add(cv2.multiply(planes.y, up(g_yy, (w_full, h_full)), dtype=cv2.CV_32F),
+                up(k_half, (w_full, h_full)), dtype=cv2.CV_8U)
+    np.clip(y, 16, 235, out=y)
+    chroma = []
+    for row in (1, 2):
+        plane = 128.5 + b[row, 0] * out_rgb[0] + b[row, 1] * out_rgb[1] + b[row, 2] * out_rgb[2]
+        chroma.append(np.clip(plane, 16, 240).astype(np.uint8))
+    return YuvPlanes(y, chroma[0], chroma[1], out_matrix)
 
 
 class PendingResult:
@@ -160,8 +225,10 @@ class _CpuBackend:
             self._fn, self._compiled = self._eager(), False
             return self._fn(*args)
 
-    def run(self, images: list[np.ndarray], lows: list[np.ndarray] | None, strength: float,
-            timings: dict[str, float]) -> list[np.ndarray]:
+    def run(self, images: list[np.ndarray] | None, lows: list[np.ndarray] | None, strength: float,
+            timings: dict[str, float], yuv: list[YuvPlanes] | None = None) -> list[np.ndarray | YuvPlanes]:
+        """Enhance ``images`` (``(H, W, 3)`` uint8 RGB), or with ``yuv`` (affine models only) the
+        4:2:0 planes, returning :class:`YuvPlanes` (BT.709) instead of RGB arrays."""
         self._configure_thread()
         t0 = time.perf_counter()
         with torch.inference_mode():
@@ -176,7 +243,10 @@ class _CpuBackend:
                 offset_np = offset.mul(255.0).permute(0, 2, 3, 1).contiguous().numpy()
                 gain_np = gain.permute(0, 2, 3, 1).contiguous().numpy()
                 t2 = time.perf_counter()
-                out = [apply_operator_numpy(img, offset_np[b], gain_np[b]) for b, img in enumerate(images)]
+                if yuv is not None:
+                    out = [apply_operator_yuv(planes, offset_np[b], gain_np[b]) for b, planes in enumerate(yuv)]
+                else:
+                    out = [apply_operator_numpy(img, offset_np[b], gain_np[b]) for b, img in enumerate(images)]
             else:
                 full = to_float_nchw(images)
                 low = full if lows is None else to_float_nchw(lows)
@@ -192,10 +262,14 @@ class _CpuBackend:
         timings["apply_ms"] += 1e3 * (t3 - t2)
         return out
 
-    def submit(self, images: list[np.ndarray], lows: list[np.ndarray] | None, strength: float,
-               timings: dict[str, float]) -> Callable[[], list[np.ndarray]]:
-        out = self.run(images, lows, strength, timings)
+    def submit(self, images: list[np.ndarray] | None, lows: list[np.ndarray] | None, strength: float,
+               timings: dict[str, float], yuv: list[YuvPlanes] | None = None) -> Callable[[], list]:
+        out = self.run(images, lows, strength, timings, yuv)
         return lambda: out
+
+    def accepts_yuv(self) -> bool:
+        """Whether :meth:`run` can work on 4:2:0 planes (affine operator models)."""
+        return isinstance(self.model, AffineOperatorModel)
 
     def close(self) -> None:
         """Nothing to release on the CPU."""
@@ -394,10 +468,17 @@ class Engine:
             return proc
         return cv2.resize(frame.image, (pw, ph), interpolation=cv2.INTER_AREA)
 
-    def submit(self, frames: Sequence[Frame]) -> PendingResult:
-        """Start enhancing ``frames``; on CUDA this returns before the GPU is done (double buffering)."""
+    def submit(self, frames: Sequence[Frame], yuv: bool = False) -> PendingResult:
+        """Start enhancing ``frames``; on CUDA this returns before the GPU is done (double buffering).
+
+        ``yuv=True``: frames that carry 4:2:0 planes (``Frame.yuv``) are enhanced in YUV without a
+        full-size RGB picture and come back as :class:`~lowlight_rt.frames.YuvPlanes` (BT.709), when
+        the backend can (CPU, affine operator models); everything else comes back as RGB arrays.
+        """
         frames = list(frames)
         for f in frames:
+            if f.yuv is not None and not f.has_rgb:
+                continue
             if f.image.ndim != 3 or f.image.shape[2] != 3 or f.image.dtype != np.uint8:
                 raise ValueError(f"frame {f.index}: expected (H, W, 3) uint8 RGB, got {f.image.shape} {f.image.dtype}")
         with self._lock:  # one consistent snapshot of the settings for the whole batch
@@ -408,9 +489,10 @@ class Engine:
         if strength == 0.0:
             return PendingResult.ready([f.image.copy() for f in frames])
         backend = self._get_backend(generation, device, model, fp16)
-        # group consecutive frames of the same (full, processing) size into batches
+        use_yuv = yuv and getattr(backend, "accepts_yuv", lambda: False)()
+        # group consecutive frames of the same (full, processing) size and domain into batches
         t0 = time.perf_counter()
-        groups: list[tuple[list[int], list[np.ndarray], list[np.ndarray | None]]] = []
+        groups: list[tuple[list[int], list, list[np.ndarray | None], bool]] = []
         stills: list[bool] = []
         last_key = None
         for i, f in enumerate(frames):
@@ -419,11 +501,15 @@ class Engine:
             # a still image (image sources name their frames) is its own group: no temporal state
             # (exposure or operator averaging) may carry over from one photo to the next
             still = f.name is not None
-            key = (f.width, f.height, pw, ph, i if still else None)
-            img = f.image if f.image.flags.c_contiguous else np.ascontiguousarray(f.image)
+            in_yuv = use_yuv and f.yuv is not None
+            key = (f.width, f.height, pw, ph, in_yuv, i if still else None)
+            if in_yuv:
+                img = f.yuv
+            else:
+                img = f.image if f.image.flags.c_contiguous else np.ascontiguousarray(f.image)
             low = self._low(f, pw, ph)
             if key != last_key or still:
-                groups.append(([], [], []))
+                groups.append(([], [], [], in_yuv))
                 stills.append(still)
                 last_key = key
             groups[-1][0].append(i)
@@ -431,17 +517,23 @@ class Engine:
             groups[-1][2].append(low)
         self.timings["resize_ms"] += 1e3 * (time.perf_counter() - t0)
         parts = []
-        for (indices, images, lows), still in zip(groups, stills):
+        for (indices, images, lows, in_yuv), still in zip(groups, stills):
             if still:
                 _reset_temporal_state(model, backend)
             lows_arg = None if lows[0] is None else lows  # a group shares one processing shape
-            parts.append((indices, backend.submit(images, lows_arg, strength, self.timings)))
+            if in_yuv:
+                if lows_arg is None:  # the network runs at full size: it needs the RGB picture
+                    lows_arg = [frames[i].image for i in indices]
+                parts.append((indices, backend.submit(None, lows_arg, strength, self.timings, yuv=images)))
+            else:
+                parts.append((indices, backend.submit(images, lows_arg, strength, self.timings)))
         self.timings["frames"] += len(frames)
         return PendingResult(parts, len(frames))
 
-    def enhance(self, frames: Sequence[Frame]) -> list[np.ndarray]:
-        """Enhance ``frames``; returns one ``(H, W, 3)`` uint8 RGB array per frame, full size, same order."""
-        return self.submit(frames).result()
+    def enhance(self, frames: Sequence[Frame], yuv: bool = False) -> list:
+        """Enhance ``frames``; returns one ``(H, W, 3)`` uint8 RGB array per frame, full size, same
+        order (with ``yuv=True``: :class:`~lowlight_rt.frames.YuvPlanes` where :meth:`submit` says)."""
+        return self.submit(frames, yuv=yuv).result()
 
     def close(self) -> None:
         """Release the device backend (buffers, streams)."""

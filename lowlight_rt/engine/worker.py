@@ -35,14 +35,18 @@ class InferenceWorker:
         batch_size: frames per engine call (files: >1; live: 1). Frames already waiting in the
             source are batched; the worker never waits to fill a batch.
         out_queue_size: capacity of the output queue (back-pressure on the engine when full).
+        yuv: ask the engine for the YUV path (``Engine.submit(yuv=True)``): enhanced frames may then
+            be :class:`~lowlight_rt.frames.YuvPlanes` instead of RGB arrays.
     """
 
-    def __init__(self, source: Any, engine: Engine, batch_size: int = 1, out_queue_size: int = 8) -> None:
+    def __init__(self, source: Any, engine: Engine, batch_size: int = 1, out_queue_size: int = 8,
+                 yuv: bool = False) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self.source = source
         self.engine = engine
         self.batch_size = int(batch_size)
+        self.yuv = bool(yuv)
         self.stats = InferenceStats()
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, int(out_queue_size)))
         self._stop = threading.Event()
@@ -191,7 +195,7 @@ class InferenceWorker:
                     if batch is None:
                         break
                     t_submit = time.perf_counter()
-                    pending = self.engine.submit(batch)
+                    pending = self.engine.submit(batch, yuv=True) if self.yuv else self.engine.submit(batch)
                     submit_s = time.perf_counter() - t_submit
                     previous, in_flight = in_flight, (batch, pending, submit_s)
                     if previous is not None and not self._emit(*previous):

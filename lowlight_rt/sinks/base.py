@@ -26,7 +26,11 @@ def same_path(a: str | os.PathLike, b: str | os.PathLike) -> bool:
 class Sink(Protocol):
     """Consumes enhanced frames in order. ``enhanced`` is ``(H, W, 3)`` uint8 RGB, the size of
     ``frame.image``. ``close(partial=True)`` means processing stopped early (Ctrl-C / error); a sink
-    must still leave a complete, readable output behind. ``close`` is idempotent."""
+    must still leave a complete, readable output behind. ``close`` is idempotent.
+
+    A sink with a class attribute ``accepts_yuv = True`` may also get
+    :class:`~lowlight_rt.frames.YuvPlanes` as ``enhanced`` (the pipeline's YUV path); other sinks
+    always get RGB."""
 
     def write(self, frame: Frame, enhanced: np.ndarray) -> None:
         """Consume one enhanced frame."""

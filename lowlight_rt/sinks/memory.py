@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from lowlight_rt.frames import Frame
+from lowlight_rt.frames import Frame, YuvPlanes
 
 __all__ = ["LatestFrameSink", "NullSink"]
 
@@ -15,8 +15,11 @@ __all__ = ["LatestFrameSink", "NullSink"]
 class LatestFrameSink:
     """Keeps only the newest ``(frame, enhanced)`` pair (thread-safe) and counts writes.
 
-    The viewer's GUI thread polls :meth:`latest` or blocks in :meth:`wait_newer`.
+    The viewer's GUI thread polls :meth:`latest` or blocks in :meth:`wait_newer`. It accepts
+    :class:`YuvPlanes` (the pipeline's YUV path) and converts them to RGB only when read.
     """
+
+    accepts_yuv = True
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
@@ -34,7 +37,12 @@ class LatestFrameSink:
     def latest(self) -> tuple[Frame, np.ndarray] | None:
         """The newest pair, or ``None`` before the first write."""
         with self._cond:
-            return self._pair
+            return self._rgb_pair()
+
+    def _rgb_pair(self) -> tuple[Frame, np.ndarray] | None:
+        if self._pair is not None and isinstance(self._pair[1], YuvPlanes):
+            self._pair = (self._pair[0], self._pair[1].to_rgb())
+        return self._pair
 
     @property
     def count(self) -> int:
@@ -54,7 +62,7 @@ class LatestFrameSink:
                 if left is not None and left <= 0:
                     break
                 self._cond.wait(left)
-            return self._count, self._pair
+            return self._count, self._rgb_pair()
 
     def close(self, partial: bool = False) -> None:
         """Wake waiters; the last pair stays available."""
@@ -65,6 +73,8 @@ class LatestFrameSink:
 
 class NullSink:
     """Discards frames but counts them (benchmarks, dry runs)."""
+
+    accepts_yuv = True
 
     def __init__(self) -> None:
         self.frames_written = 0

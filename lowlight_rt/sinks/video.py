@@ -11,9 +11,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-from lowlight_rt.config import X264_CRF, X264_PRESET
+from lowlight_rt.codecs import SOFTWARE_ENCODER, X264_CRF, X264_PRESET, X264_TUNE, x264_options
 from lowlight_rt.errors import OutputError, UsageError
-from lowlight_rt.frames import SWS_FROM_RGB, Frame
+from lowlight_rt.frames import SWS_FROM_RGB, Frame, YuvPlanes
 from lowlight_rt.sinks.base import same_path
 
 __all__ = ["VideoFileSink", "check_output_path", "trim_fragmented_mp4"]
@@ -91,6 +91,9 @@ class VideoFileSink:
       counter-clockwise, as ``av.VideoFrame.rotation``) is stored as the display matrix, so
       players show the output upright like the input; ``None`` takes rotation and sample aspect
       ratio from ``audio_from``'s video stream. Pixels are written as decoded (not rotated).
+    * Encoder: ``codec`` (default libx264 with ``crf`` / ``preset`` / ``tune``, defaults in
+      :mod:`lowlight_rt.codecs`) or e.g. ``h264_nvenc`` with ``codec_options``
+      (:func:`lowlight_rt.codecs.choose_codecs` picks at run time).
     * ``close()`` always flushes the encoder and writes the trailer, so a file cut short by
       Ctrl-C or an error is playable. A normal MP4/MOV gets its index at the front (faststart).
     * ``fragmented=True`` (live recordings: camera, stream, the viewer's record button) writes a
@@ -107,7 +110,8 @@ class VideoFileSink:
 
     def __init__(self, path: str | os.PathLike, width: int, height: int, *, time_base: Fraction | None,
                  fps: float | None, audio_from: str | os.PathLike | None = None, crf: int = X264_CRF,
-                 preset: str = X264_PRESET, side_by_side: bool = False,
+                 preset: str = X264_PRESET, side_by_side: bool = False, tune: str | None = X264_TUNE,
+                 codec: str = SOFTWARE_ENCODER, codec_options: dict[str, str] | None = None,
                  metadata: dict[str, str] | None = None, threads: int = 0,
                  odd_size: str = "pad", rotation: int | None = None,
                  start_time: float | None = None, rebase: bool = False,
@@ -117,6 +121,8 @@ class VideoFileSink:
         if start_time is not None and not start_time >= 0:
             raise ValueError("start_time must be >= 0 seconds")
         self.path = os.fspath(path)
+        self.codec = codec
+        self._codec_options = dict(codec_options) if codec_options is not None else x264_options(crf, preset, tune)
         self.width, self.height = int(width), int(height)
         self.side_by_side = side_by_side
         self.odd_size = odd_size
@@ -175,7 +181,7 @@ class VideoFileSink:
     def _setup(self, audio_from, crf: int, preset: str, metadata, threads: int,
                rotation: int | None) -> None:
         rate = Fraction(self.fps).limit_denominator(1001) if self.fps else Fraction(30)
-        vs = self._out.add_stream("libx264", rate=rate)
+        vs = self._out.add_stream(self.codec, rate=rate)
         vs.width, vs.height = self.out_width, self.out_height
         vs.pix_fmt = "yuv420p"
         vs.time_base = self.time_base
@@ -187,7 +193,7 @@ class VideoFileSink:
         cc.color_primaries = _BT709
         cc.color_trc = _BT709
         cc.color_range = _RANGE_TV
-        vs.options = {"crf": str(crf), "preset": preset}
+        vs.options = dict(self._codec_options)
         self._video = vs
 
         meta: dict[str, str] = {}
@@ -230,8 +236,21 @@ class VideoFileSink:
             vs.set_display_rotation(self.rotation)
 
     # -- writing ---------------------------------------------------------------------------
-    def write(self, frame: Frame, enhanced: np.ndarray) -> None:
-        """Encode ``enhanced`` ``(H, W, 3)`` uint8 RGB (same size as ``frame.image``) at ``frame``'s pts."""
+    accepts_yuv = True
+
+    def write(self, frame: Frame, enhanced: np.ndarray | YuvPlanes) -> None:
+        """Encode ``enhanced`` ``(H, W, 3)`` uint8 RGB (same size as ``frame.image``) at ``frame``'s pts.
+
+        :class:`YuvPlanes` in BT.709 at the output size are encoded as they are (no colour conversion);
+        other planes are converted to RGB first.
+        """
+        if isinstance(enhanced, YuvPlanes):
+            direct = (enhanced.matrix == "bt709" and not self.side_by_side
+                      and (enhanced.width, enhanced.height) == (self.out_width, self.out_height))
+            if direct:
+                self._write_yuv(frame, enhanced)
+                return
+            enhanced = enhanced.to_rgb()
         if enhanced.shape != (self.height, self.width, 3) or enhanced.dtype != np.uint8:
             raise ValueError(f"enhanced frame is {enhanced.shape} {enhanced.dtype}, expected "
                              f"({self.height}, {self.width}, 3) uint8")
@@ -249,15 +268,29 @@ class VideoFileSink:
             vf = av.VideoFrame.from_ndarray(picture, format="rgb24")
             vf = vf.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG",
                              threads=1, interpolation=SWS_FROM_RGB)
-            vf.pts = pts
-            vf.time_base = self.time_base
-            t = float((pts + self._video_offset) * self.time_base)  # on the input's timeline
-            step = 1.0 / self.fps if self.fps else 0.0
-            self._last_end_s = max(self._last_end_s, t + step)
-            self._copy_audio_until(t)
-            self._mux(self._video.encode(vf))
-            self.frames_written += 1
-            self._maybe_sync()
+            self._encode(vf, pts)
+
+    def _write_yuv(self, frame: Frame, planes: YuvPlanes) -> None:
+        with self._lock:
+            if self.closed:
+                raise OutputError(f"{self.path} is already closed")
+            pts = self._pts_for(frame)
+            if pts is None:
+                self.frames_skipped += 1
+                return
+            self._encode(planes.to_av(), pts)
+
+    def _encode(self, vf, pts: int) -> None:
+        """Encode the yuv420p ``vf`` at ``pts`` (copying audio up to its time first)."""
+        vf.pts = pts
+        vf.time_base = self.time_base
+        t = float((pts + self._video_offset) * self.time_base)  # on the input's timeline
+        step = 1.0 / self.fps if self.fps else 0.0
+        self._last_end_s = max(self._last_end_s, t + step)
+        self._copy_audio_until(t)
+        self._mux(self._video.encode(vf))
+        self.frames_written += 1
+        self._maybe_sync()
 
     def _maybe_sync(self, force: bool = False) -> None:
         """fsync a fragmented recording about once a second (a power cut keeps what was synced)."""

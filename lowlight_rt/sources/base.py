@@ -26,7 +26,7 @@ import av
 import cv2
 import numpy as np
 
-from lowlight_rt.frames import SWS_TO_RGB, Frame, ShapeRule
+from lowlight_rt.frames import SWS_TO_RGB, Frame, ShapeRule, YuvPlanes
 
 __all__ = [
     "Source",
@@ -285,6 +285,9 @@ class Source(abc.ABC):
         self._thread: threading.Thread | None = None
         self._index = 0
         self._closed = False
+        #: hand decoded 4:2:0 frames over as :class:`YuvPlanes` (``Frame.yuv``, RGB converted only on
+        #: demand) where the format allows; set by the pipeline before :meth:`start` (the YUV path)
+        self.keep_yuv = False
 
     # -- consumer API -------------------------------------------------------------------------
     def start(self) -> None:
@@ -391,7 +394,17 @@ class Source(abc.ABC):
         return None
 
     def _frame_from_av(self, vf: av.VideoFrame, pts: int | None, time_base: Fraction | None) -> Frame:
-        """Convert a decoded PyAV frame to a :class:`Frame` (RGB full res + ``proc`` when smaller)."""
+        """Convert a decoded PyAV frame to a :class:`Frame` (RGB full res + ``proc`` when smaller).
+
+        With :attr:`keep_yuv` a yuv420p frame keeps its planes instead (no full-size conversion;
+        ``proc`` is area-downsampled in YUV and converted at the small size).
+        """
+        if self.keep_yuv:
+            planes = YuvPlanes.from_av(vf)
+            if planes is not None:
+                shape = self._needs_proc(vf.width, vf.height)
+                proc = planes.resized_rgb(*shape) if shape is not None else None
+                return self._new_frame(None, pts=pts, time_base=time_base, proc=proc, yuv=planes)
         # threads=1: swscale's automatic threading is several times slower for one frame;
         # SWS_TO_RGB: rounded, not truncated (the default path darkens every frame by ~1.3 codes)
         image = vf.to_ndarray(format="rgb24", threads=1, interpolation=SWS_TO_RGB)
@@ -410,11 +423,12 @@ class Source(abc.ABC):
         proc = resize_rgb(image, *shape) if shape is not None else None
         return self._new_frame(image, pts=pts, time_base=time_base, proc=proc, name=name, extra=extra)
 
-    def _new_frame(self, image: np.ndarray, *, pts: int | None, time_base: Fraction | None,
-                   proc: np.ndarray | None, name: str | None = None, extra: dict | None = None) -> Frame:
-        frame = Frame(image=np.ascontiguousarray(image), index=self._index, pts=pts,
+    def _new_frame(self, image: np.ndarray | None, *, pts: int | None, time_base: Fraction | None,
+                   proc: np.ndarray | None, name: str | None = None, extra: dict | None = None,
+                   yuv: YuvPlanes | None = None) -> Frame:
+        frame = Frame(image=None if image is None else np.ascontiguousarray(image), index=self._index, pts=pts,
                       time_base=time_base, capture_time=time.perf_counter(), proc=proc, name=name,
-                      extra=extra or {})
+                      extra=extra or {}, yuv=yuv)
         self._index += 1
         return frame
 

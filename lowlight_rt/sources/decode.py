@@ -28,6 +28,7 @@ def decoded_frames(
     max_consecutive_errors: int = 100,
     fatal: tuple[type[BaseException], ...] = (),
     counts: dict[str, int] | None = None,
+    decoder: av.CodecContext | None = None,
 ) -> Iterator[av.VideoFrame]:
     """Yield every decodable frame of ``stream`` in order, skipping damaged data.
 
@@ -38,7 +39,9 @@ def decoded_frames(
     errors they reconnect on). Raises :class:`DecodeGaveUp` after ``max_consecutive_errors``
     demux errors in a row without a decoded frame. ``counts["packets"]`` (if given) is
     incremented for every non-empty packet demuxed, ``counts["demux_errors"]`` for every demux error.
+    ``decoder``: a codec context to decode with instead of the stream's own (e.g. NVDEC's ``h264_cuvid``).
     """
+    decode = stream.decode if decoder is None else decoder.decode
     consecutive = 0
     while True:
         try:
@@ -48,7 +51,7 @@ def decoded_frames(
                 if counts is not None and packet.size:
                     counts["packets"] = counts.get("packets", 0) + 1
                 try:
-                    frames = stream.decode(packet)
+                    frames = decode(packet)
                 except fatal:
                     raise
                 except (av.error.FFmpegError, ValueError) as exc:

@@ -66,7 +66,7 @@ def _finite_url_source(url: str, stream_options: dict[str, Any], *, realtime: bo
 def open_source(spec: str | int | os.PathLike, *, proc_shape: ShapeRule | None = None,
                 realtime: bool = False, loop: bool = False,
                 camera_options: dict[str, Any] | None = None,
-                stream_options: dict[str, Any] | None = None) -> Source:
+                stream_options: dict[str, Any] | None = None, decoder: str | None = None) -> Source:
     """Open ``spec`` as a :class:`Source` (not started). Raises ``InputError`` with one line.
 
     Args:
@@ -79,6 +79,8 @@ def open_source(spec: str | int | os.PathLike, *, proc_shape: ShapeRule | None =
         stream_options: :class:`StreamSource` keywords (rtsp_transport, open_timeout, read_timeout,
             max_retries, backoff, reconnect_on_eof, options), and ``live=True`` to read an http(s)
             URL as a live stream without looking at it first.
+        decoder: files only: an FFmpeg decoder to try first (e.g. ``h264_cuvid``, see
+            :func:`lowlight_rt.codecs.choose_codecs`).
 
     An http(s) URL that serves a finite file (the server gives its length, or the container its
     duration: an index, an HLS playlist that ends) is read like a file (:class:`FileSource`: every frame in
@@ -106,4 +108,4 @@ def open_source(spec: str | int | os.PathLike, *, proc_shape: ShapeRule | None =
         return StreamSource(url, **opts, **common)
     if kind == "images":
         return ImageSource(spec, **common)
-    return FileSource(spec, realtime=realtime, loop=loop, **common)
+    return FileSource(spec, realtime=realtime, loop=loop, decoder=decoder, **common)

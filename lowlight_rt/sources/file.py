@@ -12,7 +12,7 @@ import av
 
 from lowlight_rt.errors import InputError
 from lowlight_rt.frames import ShapeRule
-from lowlight_rt.sources.base import Source, SourceInfo
+from lowlight_rt.sources.base import Source, SourceInfo, SourceStats
 from lowlight_rt.sources.decode import DecodeGaveUp, decoded_frames, describe_av_error
 
 __all__ = ["FileSource"]
@@ -93,11 +93,15 @@ class FileSource(Source):
         queue_size: frames buffered ahead of the consumer.
         timeout: URLs: ``(open_s, read_s)`` before the server counts as not answering.
         options: URLs: FFmpeg protocol options.
+        decoder: an FFmpeg decoder to use instead of the default one (e.g. ``h264_cuvid``, see
+            :func:`lowlight_rt.codecs.choose_codecs`); if it cannot open or decode the first frame,
+            the default decoder is used (``decoder_used`` says which ran).
     """
 
     def __init__(self, path: str | os.PathLike, *, proc_shape: ShapeRule | None = None,
                  realtime: bool = False, loop: bool = False, queue_size: int = 8,
-                 timeout: tuple[float, float] | None = None, options: dict[str, str] | None = None) -> None:
+                 timeout: tuple[float, float] | None = None, options: dict[str, str] | None = None,
+                 decoder: str | None = None) -> None:
         super().__init__(proc_shape=proc_shape, live=False,
                          queue_size=2 if realtime else queue_size)
         self.path = os.fspath(path)
@@ -118,9 +122,13 @@ class FileSource(Source):
         #: ``(seconds reached, seconds stated)`` when the data ended before the stated duration
         self.ended_early: tuple[float, float] | None = None
         self._end_s = 0.0  # end (pts + duration, from the start) of the last frame handed over
+        self._decoder = self._open_decoder(decoder)
+        self.decoder_used = decoder if self._decoder is not None else self._stream.codec_context.name
         self._frames = self._new_iterator()
         try:
             first = next(self._frames, None)
+            if first is None and self._decoder is not None:  # the GPU decoder failed: software, from the start
+                first = self._software_restart()
         except DecodeGaveUp as exc:
             first = None
             reason = str(exc)
@@ -145,6 +153,29 @@ class FileSource(Source):
             audio_stream_indices=[a.index for a in self._container.streams.audio],
             metadata=dict(self._container.metadata), kind="file", duration=duration,
             rotation=int(first.rotation or 0))
+
+    def _open_decoder(self, name: str | None) -> av.CodecContext | None:
+        if not name:
+            return None
+        try:
+            ctx = av.CodecContext.create(name, "r")
+            src = self._stream.codec_context
+            if src.extradata:
+                ctx.extradata = src.extradata
+            ctx.width, ctx.height = src.width, src.height
+            ctx.open()
+            return ctx
+        except Exception:  # noqa: BLE001 - not usable here: FFmpeg's default decoder
+            return None
+
+    def _software_restart(self) -> av.VideoFrame | None:
+        self._decoder = None
+        self.decoder_used = self._stream.codec_context.name
+        self._counts = {"packets": 0}
+        self.stats = SourceStats()  # errors of the failed attempt are not the file's
+        self._container.seek(0, stream=self._stream)
+        self._frames = self._new_iterator()
+        return next(self._frames, None)
 
     # -- viewer controls ----------------------------------------------------------------------
     def pause(self) -> None:
@@ -182,7 +213,7 @@ class FileSource(Source):
     # -- capture thread -----------------------------------------------------------------------
     def _new_iterator(self):
         return decoded_frames(self._container, self._stream, on_error=self._on_decode_error,
-                              should_stop=lambda: self.stopping, counts=self._counts)
+                              should_stop=lambda: self.stopping, counts=self._counts, decoder=self._decoder)
 
     def _on_decode_error(self, exc: BaseException | None) -> None:
         self.stats.add("decode_errors")
@@ -200,7 +231,7 @@ class FileSource(Source):
         tb = self._stream.time_base
         target = self._start_time() + int(seconds / tb)
         self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
-        self._stream.codec_context.flush_buffers()
+        (self._decoder or self._stream.codec_context).flush_buffers()
         self._frames = self._new_iterator()
         self._pending = None
         for vf in self._frames:
