@@ -127,10 +127,6 @@ def _zero_dce():
     return create_model("zero_dce")
 
 
-def _timings() -> dict[str, float]:
-    return {"frames": 0, "resize_ms": 0.0, "prepare_ms": 0.0, "model_ms": 0.0, "apply_ms": 0.0}
-
-
 def _diff(a: list[np.ndarray], b: list[np.ndarray]) -> tuple[float, float]:
     d = [np.abs(x.astype(np.int16) - y.astype(np.int16)) for x, y in zip(a, b)]
     return max(float(x.max()) for x in d), float(np.mean([x.mean() for x in d]))
@@ -147,8 +143,8 @@ def test_batches_match_the_cpu_backend(fake, make, fp16, one_thread):
     assert gpu.precision == ("fp16" if fp16 else "fp32") and gpu.device_name.endswith("(Fake GPU)")
     for n, strength, seed in ((3, 1.0, 0), (1, 0.4, 1), (3, 0.4, 2)):
         images, lows = _frames(n, seed=seed)
-        out = gpu.submit(images, lows, strength, {})()
-        ref = cpu.run(images, lows, strength, _timings())
+        out = gpu.submit(images, lows, strength)()
+        ref = cpu.run(images, lows, strength)
         assert len(out) == n and all(o.shape == i.shape and o.dtype == np.uint8 for o, i in zip(out, images))
         worst, mean = _diff(out, ref)
         assert mean < (1.0 if fp16 else 0.6) and worst <= (8 if fp16 else 3), (n, strength, worst, mean)
@@ -162,7 +158,7 @@ def test_strength_zero_gives_the_input_back(fake, fp16, one_thread):
     gpu = _backend(_tiny_realtime(), fp16=fp16)
     images, lows = _frames(2)
     images[0][0, :8] = np.arange(248, 256, dtype=np.uint8)[:, None]   # FP16's coarse steps near 255
-    out = gpu.submit(images, lows, 0.0, {})()
+    out = gpu.submit(images, lows, 0.0)()
     assert all(np.array_equal(o, i) for o, i in zip(out, images))
 
 
@@ -170,14 +166,14 @@ def test_strength_zero_gives_the_input_back(fake, fp16, one_thread):
 def test_two_slots_per_shape_alternate_and_their_pinned_buffers_are_reused(fake, one_thread):
     gpu = _backend(_zero_dce(), fp16=False)
     images, lows = _frames(2)
-    fetches = [gpu.submit(images, lows, 1.0, {}) for _ in range(2)]
+    fetches = [gpu.submit(images, lows, 1.0) for _ in range(2)]
     # two slots for the shape: pinned full + low input buffers each, plus one pinned output per batch
     full, low, out = (2, 48, 64, 3), (2, 24, 32, 3), (2, 48, 64, 3)
     assert Counter(fake.pinned) == Counter([full, low, full, low, out, out])
     slots = gpu._slots[(2, 48, 64, 24, 32)]
     assert len(slots) == 2 and [id(f.slot) for f in fetches] == [id(s) for s in slots]  # batch 2: the other slot
     for _ in range(4):
-        fetches.append(gpu.submit(images, lows, 1.0, {}))
+        fetches.append(gpu.submit(images, lows, 1.0))
     assert [id(f.slot) for f in fetches] == [id(s) for s in slots] * 3  # alternating, no new slots
     assert fake.pinned[6:] == [out] * 4                                 # no new input buffers
     assert [s.uses for s in slots] == [3, 3]
@@ -185,7 +181,7 @@ def test_two_slots_per_shape_alternate_and_their_pinned_buffers_are_reused(fake,
     for f in fetches[-2:]:
         assert all(np.array_equal(a, b) for a, b in zip(f(), ref))
     # another shape gets its own pair of slots
-    gpu.submit(*_frames(1, h=32, w=32), 1.0, {})()
+    gpu.submit(*_frames(1, h=32, w=32), 1.0)()
     assert len(gpu._slots) == 2
     assert Counter(fake.pinned[10:]) == Counter([(1, 32, 32, 3), (1, 16, 16, 3)] * 2 + [(1, 32, 32, 3)])
 
@@ -198,7 +194,7 @@ def test_each_batch_waits_for_what_it_reuses(fake, one_thread):
     gpu = _backend(_zero_dce(), fp16=False)
     images, lows = _frames(1)
     fake.log.clear()
-    fetch = gpu.submit(images, lows, 1.0, {})
+    fetch = gpu.submit(images, lows, 1.0)
     slot = fetch.slot
     up, done = slot.uploaded.name, slot.done.name
     assert fake.log == [
@@ -218,14 +214,14 @@ def test_a_slot_whose_output_was_never_collected_is_collected_before_reuse(fake,
     gpu = _backend(_zero_dce(), fp16=False)
     cpu = _CpuBackend(_zero_dce(), threads=1, compile=False)
     batches = [_frames(1, seed=s) for s in range(3)]
-    first = gpu.submit(*batches[0], 1.0, {})
-    gpu.submit(*batches[1], 1.0, {})
+    first = gpu.submit(*batches[0], 1.0)
+    gpu.submit(*batches[1], 1.0)
     assert first.value is None
     fake.log.clear()
-    gpu.submit(*batches[2], 1.0, {})       # the first batch's slot again
+    gpu.submit(*batches[2], 1.0)       # the first batch's slot again
     assert first.value is not None and fake.log[0] == ("sync", first.slot.done.name)
     assert first.slot.outstanding is not first
-    assert _diff(first(), cpu.run(*batches[0], 1.0, _timings()))[0] <= 3
+    assert _diff(first(), cpu.run(*batches[0], 1.0))[0] <= 3
 
 
 # -- the FP16 check ------------------------------------------------------------------------------------
@@ -245,13 +241,13 @@ def test_fp16_that_fails_the_check_falls_back_to_fp32(fake, how, reason, one_thr
     cpu = _CpuBackend(_zero_dce(), threads=1, compile=False)
     images, lows = _frames(2)
     with pytest.warns(UserWarning, match=f"(?i){reason}.*falling back to FP32"):
-        out = gpu.submit(images, lows, 1.0, {})()
+        out = gpu.submit(images, lows, 1.0)()
     assert gpu.precision == "fp32"
-    assert _diff(out, cpu.run(images, lows, 1.0, _timings()))[0] <= 3          # the first batch is already FP32
+    assert _diff(out, cpu.run(images, lows, 1.0))[0] <= 3          # the first batch is already FP32
     with warnings.catch_warnings():
         warnings.simplefilter("error")                                # checked once, not per batch
-        out = gpu.submit(images, lows, 1.0, {})()
-    assert _diff(out, cpu.run(images, lows, 1.0, _timings()))[0] <= 3
+        out = gpu.submit(images, lows, 1.0)()
+    assert _diff(out, cpu.run(images, lows, 1.0))[0] <= 3
 
 
 def test_compare_outputs_thresholds():
@@ -271,15 +267,15 @@ def test_graph_capture_after_two_eager_uses_and_its_failure_path(fake, one_threa
     gpu = _backend(_zero_dce(), fp16=False, cuda_graphs=True)
     cpu = _CpuBackend(_zero_dce(), threads=1, compile=False)
     images, lows = _frames(1)
-    ref = cpu.run(images, lows, 1.0, _timings())
+    ref = cpu.run(images, lows, 1.0)
     for i in range(4):                      # slot A: uses 1, 2; slot B: uses 1, 2 -> no capture yet
-        assert _diff(gpu.submit(images, lows, 1.0, {})(), ref)[0] <= 3
+        assert _diff(gpu.submit(images, lows, 1.0)(), ref)[0] <= 3
     assert fake.captures == 0
     with pytest.warns(UserWarning, match="CUDA graph capture failed.*running without graphs"):
-        out = gpu.submit(images, lows, 1.0, {})()       # slot A's third use
+        out = gpu.submit(images, lows, 1.0)()       # slot A's third use
     assert fake.captures == 1 and _diff(out, ref)[0] <= 3
     for _ in range(3):
-        assert _diff(gpu.submit(images, lows, 1.0, {})(), ref)[0] <= 3
+        assert _diff(gpu.submit(images, lows, 1.0)(), ref)[0] <= 3
     assert fake.captures == 1 and not any(e[0] == "replay" for e in fake.log)
 
 
@@ -287,7 +283,7 @@ def test_graphs_replay_once_captured(fake, one_thread):
     gpu = _backend(_zero_dce(), fp16=False, cuda_graphs=True)
     images, lows = _frames(1)
     for _ in range(6):
-        gpu.submit(images, lows, 1.0, {})()
+        gpu.submit(images, lows, 1.0)()
     assert fake.captures == 2                                # each slot, at its third use
     assert sum(e[0] == "replay" for e in fake.log) == 2      # used from then on instead of eager compute
 
@@ -306,13 +302,13 @@ def test_compile_failure_runs_eager(fake, monkeypatch, one_thread):
     with pytest.warns(UserWarning, match="torch.compile unavailable"):
         gpu = _backend(_zero_dce(), fp16=False, compile=True)
     images, lows = _frames(1)
-    ref = _CpuBackend(_zero_dce(), threads=1, compile=False).run(images, lows, 1.0, _timings())
-    assert _diff(gpu.submit(images, lows, 1.0, {})(), ref)[0] <= 3
+    ref = _CpuBackend(_zero_dce(), threads=1, compile=False).run(images, lows, 1.0)
+    assert _diff(gpu.submit(images, lows, 1.0)(), ref)[0] <= 3
 
 
 def test_close_waits_for_both_streams_and_drops_the_buffers(fake, one_thread):
     gpu = _backend(_zero_dce(), fp16=False)
-    gpu.submit(*_frames(1), 1.0, {})()
+    gpu.submit(*_frames(1), 1.0)()
     fake.log.clear()
     gpu.close()
     assert sorted(fake.log) == [("sync-stream", "compute"), ("sync-stream", "copy")]

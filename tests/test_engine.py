@@ -64,7 +64,6 @@ def test_output_size_and_range(model_name, proc_size):
     assert len(out) == 2
     for f, o in zip(frames, out):
         assert o.shape == f.image.shape and o.dtype == np.uint8 and o.flags.c_contiguous
-    assert engine.timings["frames"] == 2
 
 
 def test_proc_shape_follows_settings():

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 import warnings
 from typing import Callable, Sequence
 
@@ -226,15 +225,13 @@ class _CpuBackend:
             return self._fn(*args)
 
     def run(self, images: list[np.ndarray] | None, lows: list[np.ndarray] | None, strength: float,
-            timings: dict[str, float], yuv: list[YuvPlanes] | None = None) -> list[np.ndarray | YuvPlanes]:
+            yuv: list[YuvPlanes] | None = None) -> list[np.ndarray | YuvPlanes]:
         """Enhance ``images`` (``(H, W, 3)`` uint8 RGB), or with ``yuv`` (affine models only) the
         4:2:0 planes, returning :class:`YuvPlanes` (BT.709) instead of RGB arrays."""
         self._configure_thread()
-        t0 = time.perf_counter()
         with torch.inference_mode():
             if isinstance(self.model, AffineOperatorModel):
                 low = to_float_nchw(lows if lows is not None else images)
-                t1 = time.perf_counter()
                 offset, gain = self._call(low)
                 offset, gain = offset.float(), gain.float()
                 if strength != 1.0:
@@ -242,7 +239,6 @@ class _CpuBackend:
                     gain = torch.lerp(torch.ones_like(gain), gain, strength)
                 offset_np = offset.mul(255.0).permute(0, 2, 3, 1).contiguous().numpy()
                 gain_np = gain.permute(0, 2, 3, 1).contiguous().numpy()
-                t2 = time.perf_counter()
                 if yuv is not None:
                     out = [apply_operator_yuv(planes, offset_np[b], gain_np[b]) for b, planes in enumerate(yuv)]
                 else:
@@ -250,21 +246,15 @@ class _CpuBackend:
             else:
                 full = to_float_nchw(images)
                 low = full if lows is None else to_float_nchw(lows)
-                t1 = time.perf_counter()
                 enhanced = self._call(full, low).float()
                 if strength != 1.0:
                     enhanced = torch.lerp(full, enhanced, strength)
-                t2 = time.perf_counter()
                 out = to_uint8_hwc(enhanced)
-        t3 = time.perf_counter()
-        timings["prepare_ms"] += 1e3 * (t1 - t0)
-        timings["model_ms"] += 1e3 * (t2 - t1)
-        timings["apply_ms"] += 1e3 * (t3 - t2)
         return out
 
     def submit(self, images: list[np.ndarray] | None, lows: list[np.ndarray] | None, strength: float,
-               timings: dict[str, float], yuv: list[YuvPlanes] | None = None) -> Callable[[], list]:
-        out = self.run(images, lows, strength, timings, yuv)
+               yuv: list[YuvPlanes] | None = None) -> Callable[[], list]:
+        out = self.run(images, lows, strength, yuv)
         return lambda: out
 
     def accepts_yuv(self) -> bool:
@@ -317,8 +307,6 @@ class Engine:
         self._generation = 0
         self._backend = None
         self._backend_generation = -1
-        self.timings: dict[str, float] = {}
-        self.reset_timings()
         if self._device.type == "cpu":
             torch.set_num_threads(threads or default_threads())
             torch.set_flush_denormal(True)
@@ -440,10 +428,6 @@ class Engine:
             return processing_shape(width, height, self._effective(self._model, self._proc_size),
                                     self._model.size_multiple)
 
-    def reset_timings(self) -> None:
-        """Zero :attr:`timings` (cumulative ms: ``resize_ms``, ``prepare_ms``, ``model_ms``, ``apply_ms``)."""
-        self.timings = {"frames": 0, "resize_ms": 0.0, "prepare_ms": 0.0, "model_ms": 0.0, "apply_ms": 0.0}
-
     # -- inference -------------------------------------------------------------------------------
     def _get_backend(self, generation: int, device: torch.device, model: EnhancementModel, fp16: bool):
         if self._backend is None or self._backend_generation != generation:
@@ -491,7 +475,6 @@ class Engine:
         backend = self._get_backend(generation, device, model, fp16)
         use_yuv = yuv and getattr(backend, "accepts_yuv", lambda: False)()
         # group consecutive frames of the same (full, processing) size and domain into batches
-        t0 = time.perf_counter()
         groups: list[tuple[list[int], list, list[np.ndarray | None], bool]] = []
         stills: list[bool] = []
         last_key = None
@@ -515,7 +498,6 @@ class Engine:
             groups[-1][0].append(i)
             groups[-1][1].append(img)
             groups[-1][2].append(low)
-        self.timings["resize_ms"] += 1e3 * (time.perf_counter() - t0)
         parts = []
         for (indices, images, lows, in_yuv), still in zip(groups, stills):
             if still:
@@ -524,10 +506,9 @@ class Engine:
             if in_yuv:
                 if lows_arg is None:  # the network runs at full size: it needs the RGB picture
                     lows_arg = [frames[i].image for i in indices]
-                parts.append((indices, backend.submit(None, lows_arg, strength, self.timings, yuv=images)))
+                parts.append((indices, backend.submit(None, lows_arg, strength, yuv=images)))
             else:
-                parts.append((indices, backend.submit(images, lows_arg, strength, self.timings)))
-        self.timings["frames"] += len(frames)
+                parts.append((indices, backend.submit(images, lows_arg, strength)))
         return PendingResult(parts, len(frames))
 
     def enhance(self, frames: Sequence[Frame], yuv: bool = False) -> list:

@@ -202,8 +202,7 @@ class CudaBackend:
             self._use_graphs = False
 
     # -- public ----------------------------------------------------------------------------------
-    def submit(self, images: list[np.ndarray], lows: list[np.ndarray] | None, strength: float,
-               timings: dict[str, float]) -> Callable[[], list[np.ndarray]]:
+    def submit(self, images: list[np.ndarray], lows: list[np.ndarray] | None, strength: float) -> Callable[[], list[np.ndarray]]:
         """Stage, upload and launch a batch; returns a callable that waits for and returns the output."""
         slot = self._slot(images, lows)
         if slot.outstanding is not None:  # its previous output was never collected: collect it now
