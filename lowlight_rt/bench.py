@@ -42,10 +42,10 @@ import torch
 
 from . import __version__
 from .config import X264_CRF, X264_PRESET, X264_TUNE, RunConfig
-from .engine import Engine
+from .inference import Engine
 from .errors import UsageError
 from .frames import SWS_FROM_RGB, Frame, YuvPlanes
-from .models.hub import load_model
+from .models.catalog import load_model
 
 RESOLUTIONS = {"480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080), "4K": (3840, 2160)}
 #: per resolution: (seconds of generated clip, share of --repeats): fewer frames and runs at 4K

@@ -305,7 +305,7 @@ def _run(args: argparse.Namespace, viewer: ViewerHooks | None = None) -> int:
 
 def _model_descriptions() -> dict[str, str]:
     """``{name: one-line description}`` of every model ``--model NAME`` accepts, default first."""
-    from .models.hub import default_model_name, list_available_models, shipped_models
+    from .models.catalog import default_model_name, list_available_models, shipped_models
     from .models.registry import get_model_class
 
     shipped, default = shipped_models(), default_model_name()

@@ -10,7 +10,7 @@ from collections import deque
 from pathlib import Path
 
 from .config import RunConfig
-from .engine import Engine
+from .inference import Engine
 from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, LowlightError, PartialOutputError, Terminated
 from .pipeline import PipelineStats
 from .run import open_run

@@ -20,7 +20,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from .engine import Engine, InferenceWorker
+from .inference import Engine, InferenceWorker
 from .frames import Frame, YuvPlanes
 from .sinks import LatestFrameSink
 from .sinks.base import Sink
@@ -57,7 +57,7 @@ class Pipeline:
 
     Args:
         source: an opened :class:`~lowlight_rt.sources.base.Source` (not yet started).
-        engine: the :class:`~lowlight_rt.engine.Engine` that enhances frames.
+        engine: the :class:`~lowlight_rt.inference.Engine` that enhances frames.
         sinks: consumers of ``(frame, enhanced)`` pairs, written in order from the writer thread.
         batch_size: frames per inference batch (files only; live sources always use 1).
         yuv: the YUV path: the source keeps decoded 4:2:0 planes, the engine applies the operator to

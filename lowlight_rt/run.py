@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 from .codecs import CodecChoice, choose_codecs
 from .config import RunConfig
-from .engine import Engine
+from .inference import Engine
 from .errors import OutputError, UsageError
 from .pipeline import Pipeline
 from .sinks import ImageFileSink, ImageFolderSink, VideoFileSink, check_output_path
@@ -43,7 +43,7 @@ H264_CONTAINERS = frozenset(VIDEO_EXTENSIONS - {".webm"})
 # ----------------------------------------------------------------------------------- engine
 def load_engine(config: RunConfig) -> tuple[Engine, str]:
     """Load ``config.model`` and build the engine with the config's settings; returns ``(engine, model name)``."""
-    from .models.hub import load_model
+    from .models.catalog import load_model
 
     model, info = load_model(config.model)
     engine = Engine(model, device=config.device, fp16=config.fp16, proc_size=config.proc_size,

@@ -11,7 +11,7 @@ import pytest
 
 from lowlight_rt import bench
 from lowlight_rt.cli import main
-from lowlight_rt.engine import Engine
+from lowlight_rt.inference import Engine
 from lowlight_rt.frames import YuvPlanes
 from lowlight_rt.sinks import VideoFileSink
 from tests import media

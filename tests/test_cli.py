@@ -24,7 +24,7 @@ import pytest
 
 from lowlight_rt import __version__
 from lowlight_rt.cli import main
-from lowlight_rt.engine import Engine
+from lowlight_rt.inference import Engine
 from lowlight_rt.errors import (EXIT_DEVICE, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_MODEL, EXIT_OK, EXIT_OUTPUT,
                                 EXIT_PARTIAL, EXIT_USAGE)
 from lowlight_rt.sources.file import FileSource

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from lowlight_rt.cli import main
-from lowlight_rt.engine import Engine, apply_operator_numpy
+from lowlight_rt.inference import Engine, apply_operator_numpy
 from lowlight_rt.frames import SWS_TO_RGB, FixedShape, Frame
 from lowlight_rt.models.affine import AffineOperatorModel
 from lowlight_rt.models.base import EnhancementModel

@@ -1,6 +1,6 @@
 """The CUDA backend's logic on CPU, through a fake device layer (no GPU needed).
 
-``lowlight_rt.engine.cuda`` sees a stand-in ``torch`` whose ``cuda`` namespace has logging streams,
+``lowlight_rt.inference.cuda`` sees a stand-in ``torch`` whose ``cuda`` namespace has logging streams,
 events, a graph capture that can be made to fail, and whose ``empty(pin_memory=True)`` hands out
 ordinary CPU tensors while counting them. The arithmetic runs for real on CPU (FP16 included), so
 the outputs are compared with the CPU backend's, and the log shows the order of the synchronisation
@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 import torch
 
-from lowlight_rt.engine import cuda as cuda_mod
-from lowlight_rt.engine.core import _CpuBackend
+from lowlight_rt.inference import cuda as cuda_mod
+from lowlight_rt.inference.cpu import CpuBackend
 from lowlight_rt.models import create_model
 
 
@@ -139,7 +139,7 @@ def _diff(a: list[np.ndarray], b: list[np.ndarray]) -> tuple[float, float]:
 def test_batches_match_the_cpu_backend(fake, make, fp16, one_thread):
     """Batches of 3 and 1, strength 1 and 0.4, with processing-size inputs: the same pictures as the CPU
     backend (operator models: the offset / gain applied at full size; others: the output blended)."""
-    gpu, cpu = _backend(make(), fp16=fp16), _CpuBackend(make(), threads=1, compile=False)
+    gpu, cpu = _backend(make(), fp16=fp16), CpuBackend(make(), threads=1, compile=False)
     assert gpu.precision == ("fp16" if fp16 else "fp32") and gpu.device_name.endswith("(Fake GPU)")
     for n, strength, seed in ((3, 1.0, 0), (1, 0.4, 1), (3, 0.4, 2)):
         images, lows = _frames(n, seed=seed)
@@ -212,7 +212,7 @@ def test_a_slot_whose_output_was_never_collected_is_collected_before_reuse(fake,
     """The worker submits batch N+1 before collecting N; if the slot comes round again with its output
     still uncollected, submit collects it first, so that output is not lost or overwritten."""
     gpu = _backend(_zero_dce(), fp16=False)
-    cpu = _CpuBackend(_zero_dce(), threads=1, compile=False)
+    cpu = CpuBackend(_zero_dce(), threads=1, compile=False)
     batches = [_frames(1, seed=s) for s in range(3)]
     first = gpu.submit(*batches[0], 1.0)
     gpu.submit(*batches[1], 1.0)
@@ -238,7 +238,7 @@ def test_fp16_that_fails_the_check_falls_back_to_fp32(fake, how, reason, one_thr
 
     torch.manual_seed(0)
     gpu = _backend(Bad(), fp16=True)
-    cpu = _CpuBackend(_zero_dce(), threads=1, compile=False)
+    cpu = CpuBackend(_zero_dce(), threads=1, compile=False)
     images, lows = _frames(2)
     with pytest.warns(UserWarning, match=f"(?i){reason}.*falling back to FP32"):
         out = gpu.submit(images, lows, 1.0)()
@@ -265,7 +265,7 @@ def test_compare_outputs_thresholds():
 def test_graph_capture_after_two_eager_uses_and_its_failure_path(fake, one_thread):
     fake.fail_capture = True
     gpu = _backend(_zero_dce(), fp16=False, cuda_graphs=True)
-    cpu = _CpuBackend(_zero_dce(), threads=1, compile=False)
+    cpu = CpuBackend(_zero_dce(), threads=1, compile=False)
     images, lows = _frames(1)
     ref = cpu.run(images, lows, 1.0)
     for i in range(4):                      # slot A: uses 1, 2; slot B: uses 1, 2 -> no capture yet
@@ -302,7 +302,7 @@ def test_compile_failure_runs_eager(fake, monkeypatch, one_thread):
     with pytest.warns(UserWarning, match="torch.compile unavailable"):
         gpu = _backend(_zero_dce(), fp16=False, compile=True)
     images, lows = _frames(1)
-    ref = _CpuBackend(_zero_dce(), threads=1, compile=False).run(images, lows, 1.0)
+    ref = CpuBackend(_zero_dce(), threads=1, compile=False).run(images, lows, 1.0)
     assert _diff(gpu.submit(images, lows, 1.0)(), ref)[0] <= 3
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from lowlight_rt.engine import Engine, InferenceWorker, THREAD_NAME, apply_operator_numpy
-from lowlight_rt.engine.cuda import compare_outputs
+from lowlight_rt.inference import Engine, InferenceWorker, THREAD_NAME, apply_operator_numpy
+from lowlight_rt.inference.cuda import compare_outputs
 from lowlight_rt.errors import DeviceError
 from lowlight_rt.frames import Frame
 from lowlight_rt.models import EnhancementModel, create_model

@@ -21,7 +21,7 @@ import torch
 from lowlight_rt import errors
 from lowlight_app import main  # the lowlight-rt command (viewer included)
 from lowlight_rt.cli import EPILOG
-from lowlight_rt.engine import Engine
+from lowlight_rt.inference import Engine
 from tests import media
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""Registry, checkpoint format, model specs (hub), the classical enhancer and the real-time student."""
+"""Registry, checkpoint format, model specs (catalog), the classical enhancer and the real-time student."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from lowlight_rt.models import (
     model_config,
     save_checkpoint,
 )
-from lowlight_rt.models import hub
+from lowlight_rt.models import catalog
 from lowlight_rt.models.affine import apply_affine_operator
 from lowlight_rt.models.checkpoint import FORMAT, FORMAT_VERSION, read_foreign_state_dict
 from lowlight_rt.models.classical import ClassicalEnhancer, estimate_noise_sigma
@@ -184,21 +184,21 @@ def test_save_checkpoint_flushes_denormals(tmp_path: Path):
     assert loaded.head.weight[0, 0, 0, 0].item() == 0.0
 
 
-# -- hub (model specs) ---------------------------------------------------------------------------
+# -- catalog (model specs) ---------------------------------------------------------------------------
 def test_default_model_is_weight_free_or_shipped():
     assert DEFAULT_MODEL in ("classical", "realtime")
-    assert hub.default_model_name() in list_available_models()
+    assert catalog.default_model_name() in list_available_models()
 
 
 @pytest.mark.parametrize("shipped", [[], ["other_student"]])
 def test_default_model_without_shipped_realtime_is_classical(monkeypatch, tmp_path: Path, shipped):
     """README: ``classical`` is the default until ``assets/models/realtime.pt`` ships (a checkpoint under
-    another name does not change that); the expectation is fixed here, not asked of the hub."""
+    another name does not change that); the expectation is fixed here, not asked of the catalog."""
     folder = tmp_path / "models"
     folder.mkdir()
     for name in shipped:
         save_checkpoint(folder / f"{name}.pt", _trained_like())
-    monkeypatch.setattr(hub, "models_dir", lambda: folder)
+    monkeypatch.setattr(catalog, "models_dir", lambda: folder)
     model, info = load_model(None)
     assert type(model) is ClassicalEnhancer and not model.training
     assert info["name"] == "classical" and info["source"] == "builtin" and info["path"] is None
@@ -214,11 +214,11 @@ def test_load_model_by_name_classical():
 
 
 def test_load_model_refuses_untrained_arch(monkeypatch, tmp_path: Path):
-    monkeypatch.setattr(hub, "models_dir", lambda: tmp_path / "empty")
+    monkeypatch.setattr(catalog, "models_dir", lambda: tmp_path / "empty")
     with pytest.raises(ModelError, match="no trained weights"):
         load_model("realtime")
     assert "realtime" not in list_available_models()
-    assert hub.default_model_name() == "classical"
+    assert catalog.default_model_name() == "classical"
 
 
 def test_load_model_unknown_name_lists_available():
@@ -239,8 +239,8 @@ def test_load_model_missing_path_and_not_a_checkpoint(tmp_path: Path):
 def test_shipped_checkpoint_becomes_default(monkeypatch, tmp_path: Path):
     folder = tmp_path / "models"
     save_checkpoint(folder / "realtime.pt", _trained_like(), {"description": "unit-test student"})
-    monkeypatch.setattr(hub, "models_dir", lambda: folder)
-    assert hub.default_model_name() == "realtime"
+    monkeypatch.setattr(catalog, "models_dir", lambda: folder)
+    assert catalog.default_model_name() == "realtime"
     assert list_available_models()[0] == "realtime"
     model, info = load_model(None)
     assert isinstance(model, RealtimeStudent) and info["source"] == "checkpoint"

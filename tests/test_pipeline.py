@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from lowlight_rt.engine import Engine
+from lowlight_rt.inference import Engine
 from lowlight_rt.frames import Frame
 from lowlight_rt.models import create_model
 from lowlight_rt.pipeline import Pipeline

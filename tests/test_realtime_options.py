@@ -96,7 +96,7 @@ def test_engine_keeps_no_temporal_state_between_still_images() -> None:
     video frames (no file name) are averaged over time."""
     import numpy as np
 
-    from lowlight_rt.engine import Engine
+    from lowlight_rt.inference import Engine
     from lowlight_rt.frames import Frame
 
     rng = np.random.default_rng(0)

@@ -15,7 +15,7 @@ import torch
 
 from lowlight_rt.cli import build_parser, config_from_args
 from lowlight_rt.config import RunConfig
-from lowlight_rt.engine import Engine
+from lowlight_rt.inference import Engine
 from lowlight_rt.models import create_model
 from lowlight_rt.models.base import EnhancementModel
 from lowlight_rt.run import load_engine, open_run

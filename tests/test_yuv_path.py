@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from lowlight_rt.bench import rgb_to_planes
-from lowlight_rt.engine import Engine
-from lowlight_rt.engine.core import apply_operator_numpy, apply_operator_yuv
+from lowlight_rt.inference import Engine
+from lowlight_rt.inference.cpu import apply_operator_numpy, apply_operator_yuv
 from lowlight_rt.frames import SWS_TO_RGB, Frame, YuvPlanes, rgb_to_yuv_matrix, yuv_to_rgb_matrix
 from lowlight_rt.config import RunConfig
 from lowlight_rt.jobs import run_job

@@ -56,7 +56,7 @@ DEVICE = "cuda"  # "cpu" with --rehearse-on-cpu: the same code paths, run here w
 
 def fp16_vs_fp32(net, frames: list[np.ndarray]) -> dict[str, Any]:
     """Max / mean |FP16 - FP32| (uint8 codes) of the enhanced frames, each engine from a fresh state."""
-    from lowlight_rt.engine import Engine
+    from lowlight_rt.inference import Engine
     from lowlight_rt.frames import Frame
 
     outs = {}
@@ -78,7 +78,7 @@ def fp16_vs_fp32(net, frames: list[np.ndarray]) -> dict[str, Any]:
 def file_run(clip: Path, out: Path, net, *, gpu_codecs: bool) -> dict[str, Any]:
     """1080p file to file on CUDA (batch 4) with CPU or GPU codecs; returns FPS and the codecs used."""
     from lowlight_rt.bench import bench_file
-    from lowlight_rt.engine import Engine
+    from lowlight_rt.inference import Engine
     from lowlight_rt.config import RunConfig
     from lowlight_rt.run import codec_choice
 
@@ -114,8 +114,8 @@ def main(argv=None) -> int:
 
     from lowlight_rt.bench import bench_model, make_clip
     from lowlight_rt.codecs import GPU_DECODER, GPU_ENCODER, choose_codecs
-    from lowlight_rt.engine import Engine
-    from lowlight_rt.models.hub import load_model
+    from lowlight_rt.inference import Engine
+    from lowlight_rt.models.catalog import load_model
 
     t0 = time.perf_counter()
     cuda = torch.cuda.is_available() or args.rehearse_on_cpu

@@ -24,8 +24,8 @@ from pathlib import Path
 from lowlight_rt.bench import (REAL_CLIP, _options, bench_codec_floor, bench_file, make_clip, scale_clip,
                                written_psnr)
 from lowlight_rt.codecs import X264_CRF, X264_PRESET
-from lowlight_rt.engine import Engine
-from lowlight_rt.models.hub import load_model
+from lowlight_rt.inference import Engine
+from lowlight_rt.models.catalog import load_model
 
 
 def parse_config(text: str) -> dict:

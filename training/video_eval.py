@@ -109,7 +109,7 @@ def enhance_frame(model: EnhancementModel, rgb: np.ndarray, proc_size: int | Non
     low = rgb if (pw, ph) == (w, h) else cv2.resize(rgb, (pw, ph), interpolation=cv2.INTER_AREA)
     low_t = torch.from_numpy(np.ascontiguousarray(low)).permute(2, 0, 1)[None].float() / 255.0
     if isinstance(model, AffineOperatorModel):
-        from lowlight_rt.engine.core import apply_operator_numpy
+        from lowlight_rt.inference.cpu import apply_operator_numpy
 
         offset, gain = model.predict_operator(low_t)
         off = np.ascontiguousarray(offset[0].permute(1, 2, 0).float().numpy() * 255.0)

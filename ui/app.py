@@ -391,7 +391,7 @@ class MainWindow(QMainWindow):
         combo.blockSignals(True)
         combo.clear()
         try:
-            from lowlight_rt.models.hub import list_available_models
+            from lowlight_rt.models.catalog import list_available_models
 
             available = list_available_models()
         except Exception as exc:  # noqa: BLE001 - the picker still offers "Open checkpoint"

@@ -29,7 +29,7 @@ import numpy as np
 from PyQt6.QtCore import QObject, QTimer, pyqtSignal
 
 from lowlight_rt.config import RunConfig, SourceSpec
-from lowlight_rt.engine import Engine
+from lowlight_rt.inference import Engine
 from lowlight_rt.errors import LowlightError, ModelError
 from lowlight_rt.frames import Frame
 from lowlight_rt.pipeline import Pipeline
@@ -394,7 +394,7 @@ class ViewerSession(QObject):
 
     def set_model(self, spec: str) -> None:
         """Load ``spec`` (name or checkpoint path) in the background, then swap it in."""
-        from lowlight_rt.models.hub import load_model
+        from lowlight_rt.models.catalog import load_model
 
         self.message.emit(f"Loading model {spec}...", "info")
         self.tasks.run("model", lambda: (spec, *load_model(spec)), self._model_loaded)

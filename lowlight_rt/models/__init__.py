@@ -24,7 +24,7 @@ for _name in _BUILTIN_FAMILIES:
         if _e.name != f"{__name__}.{_name}":
             raise
 
-from .hub import DEFAULT_MODEL, default_model_name, list_available_models, load_model  # noqa: E402
+from .catalog import DEFAULT_MODEL, default_model_name, list_available_models, load_model  # noqa: E402
 
 __all__ = [
     "EnhancementModel", "resize", "transfer_to_full_res",

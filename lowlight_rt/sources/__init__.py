@@ -1,15 +1,11 @@
 """Frame sources: video file, image(s), camera, network stream, and a synthetic live source.
 
-Each runs its own capture thread; see :mod:`lowlight_rt.sources.base` for the interface.
+Each runs its own capture thread; see :mod:`lowlight_rt.sources.base` for the interface and
+:mod:`lowlight_rt.sources.buffers` for the hand-over to the consumer.
 """
 
-from lowlight_rt.sources.base import (
-    BoundedFrameQueue,
-    LatestFrameBuffer,
-    Source,
-    SourceInfo,
-    SourceStats,
-)
+from lowlight_rt.sources.base import Source, SourceInfo, SourceStats
+from lowlight_rt.sources.buffers import BoundedFrameQueue, LatestFrameBuffer
 from lowlight_rt.sources.camera import CameraSource
 from lowlight_rt.sources.factory import open_source, source_kind
 from lowlight_rt.sources.fake import FakeLiveSource

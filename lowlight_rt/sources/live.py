@@ -20,7 +20,7 @@ _FALLBACK_TIME_BASE = Fraction(1, 1_000_000)
 
 
 class LiveAVSource(Source):
-    """A live PyAV input read into a :class:`~lowlight_rt.sources.base.LatestFrameBuffer`.
+    """A live PyAV input read into a :class:`~lowlight_rt.sources.buffers.LatestFrameBuffer`.
 
     pts are rebased so the first frame has pts 0 and stay strictly increasing across reconnects,
     in the time base of the first connection (``info.time_base``). Subclasses implement

@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from lowlight_rt.engine import resolve_device as runtime_resolve_device
+from lowlight_rt.inference import resolve_device as runtime_resolve_device
 from lowlight_rt.errors import InputError, OutputError
 from lowlight_rt.models import save_checkpoint
 
@@ -43,7 +43,7 @@ _BASE_KEYS = {"pred", "target", "input", "curves", "model", "student_feats"}
 
 
 def resolve_device(name: str, info: DistInfo) -> torch.device:
-    """The runtime's :func:`lowlight_rt.engine.resolve_device`, except that a distributed run puts
+    """The runtime's :func:`lowlight_rt.inference.resolve_device`, except that a distributed run puts
     each process on its own GPU (``auto`` / ``cuda`` -> ``cuda:<local rank>``)."""
     plain = (name or "auto").strip().lower()
     if info.enabled and plain in ("auto", "cuda") and torch.cuda.is_available():

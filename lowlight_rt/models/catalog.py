@@ -1,4 +1,5 @@
-"""Resolve a model spec (``--model PATH|NAME``) to a ready model.
+"""The model catalog: which models exist, which one is the default, and a model spec
+(``--model PATH|NAME``) resolved to a ready model. Nothing is downloaded.
 
 A spec is ``None`` (the default model), a path to a checkpoint file, or a name: a checkpoint shipped
 as ``assets/models/<name>.pt`` or a weight-free registry model such as ``classical``. A registry

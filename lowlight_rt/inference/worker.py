@@ -10,7 +10,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..frames import Frame
-from .core import Engine, PendingResult
+from .engine import Engine, PendingResult
 from .stats import InferenceStats
 
 __all__ = ["InferenceWorker", "THREAD_NAME"]
@@ -31,7 +31,7 @@ class InferenceWorker:
 
     Args:
         source: the frame source (already started).
-        engine: the :class:`~lowlight_rt.engine.core.Engine`.
+        engine: the :class:`~lowlight_rt.inference.engine.Engine`.
         batch_size: frames per engine call (files: >1; live: 1). Frames already waiting in the
             source are batched; the worker never waits to fill a batch.
         out_queue_size: capacity of the output queue (back-pressure on the engine when full).

@@ -84,7 +84,7 @@ class _TimerContext:
 
 
 class InferenceStats:
-    """Stats of an :class:`~lowlight_rt.engine.worker.InferenceWorker`: stage timers + latency.
+    """Stats of an :class:`~lowlight_rt.inference.worker.InferenceWorker`: stage timers + latency.
 
     Stages: ``wait`` (time blocked reading the source), ``infer`` (engine time per frame),
     ``output`` (time blocked handing results downstream). ``latency`` is capture -> enhanced.

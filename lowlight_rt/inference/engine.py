@@ -3,16 +3,16 @@
 The network runs at the processing size (``proc_size``: short side, ``None`` = the model's default,
 ``0`` = full resolution); the model family decides how its result reaches full resolution. For
 :class:`~lowlight_rt.models.affine.AffineOperatorModel` families the engine calls
-``predict_operator`` and applies ``offset + gain * frame`` itself (OpenCV on CPU, fused on CUDA),
-with the strength blend folded into the operator; other families go through ``model.enhance``.
+``predict_operator`` and applies ``offset + gain * frame`` itself (:mod:`.cpu`: OpenCV on CPU;
+:mod:`.cuda`: fused on the GPU), with the strength blend folded into the operator; other families
+go through ``model.enhance``. The engine owns the processing size: :meth:`Engine.proc_shape` is the
+shape rule sources are handed.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
-import warnings
 from typing import Callable, Sequence
 
 import cv2
@@ -20,27 +20,13 @@ import numpy as np
 import torch
 
 from ..errors import DeviceError
-from ..frames import Frame, YuvPlanes, processing_shape, rgb_to_yuv_matrix, yuv_to_rgb_matrix
-from ..models.affine import AffineOperatorModel
+from ..frames import Frame, processing_shape
 from ..models.base import EnhancementModel
+from .cpu import CpuBackend, default_threads
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Engine", "PendingResult", "default_threads", "resolve_device", "apply_operator_numpy",
-           "apply_operator_yuv", "to_float_nchw"]
-
-#: matrix of the YUV the engine writes (the video sink tags and expects BT.709, limited range)
-OUTPUT_MATRIX = "bt709"
-
-
-def default_threads() -> int:
-    """Torch CPU threads when none are given: all cores but one (at least 1).
-
-    Decoding and H.264 encoding run in their own threads at the same time; on a 2-core machine an
-    OpenMP team of 2 stalls at every barrier when the other core is busy (measured: median network
-    time 8x worse than with 1 thread under load), so one core is left to them.
-    """
-    return max(1, (os.cpu_count() or 1) - 1)
+__all__ = ["Engine", "PendingResult", "resolve_device"]
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -62,101 +48,6 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if index >= torch.cuda.device_count():
         raise DeviceError(f"CUDA device {index} does not exist ({torch.cuda.device_count()} available)")
     return torch.device("cuda", index)
-
-
-def to_float_nchw(arrays: Sequence[np.ndarray]) -> torch.Tensor:
-    """``(H, W, 3)`` uint8 arrays -> ``(B, 3, H, W)`` float32 in [0, 1], channels_last memory (one copy)."""
-    batch = arrays[0][None] if len(arrays) == 1 else np.stack(arrays)
-    return torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0)
-
-
-def to_uint8_hwc(x: torch.Tensor) -> list[np.ndarray]:
-    """``(B, 3, H, W)`` float in [0, 1] -> list of ``(H, W, 3)`` uint8 arrays (rounded)."""
-    u8 = x.mul(255.0).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
-    return [np.ascontiguousarray(u8[b].numpy()) for b in range(u8.shape[0])]
-
-
-def apply_operator_numpy(image: np.ndarray, offset: np.ndarray, gain: np.ndarray) -> np.ndarray:
-    """``clip(up(offset) + up(gain) * image)`` with OpenCV (bilinear, half-pixel centres).
-
-    Args:
-        image: ``(H, W, 3)`` uint8.
-        offset: ``(h, w, 3)`` float32 in 0..255 units.
-        gain: ``(h, w, 1|3)`` float32.
-    Returns:
-        ``(H, W, 3)`` uint8 (rounded, saturated).
-    """
-    h_full, w_full = image.shape[:2]
-    if gain.shape[-1] == 1:
-        g = gain[..., 0]
-        gain = cv2.merge([g, g, g])
-    size = (w_full, h_full)
-    up_offset = offset if offset.shape[:2] == (h_full, w_full) else cv2.resize(offset, size, interpolation=cv2.INTER_LINEAR)
-    up_gain = gain if gain.shape[:2] == (h_full, w_full) else cv2.resize(gain, size, interpolation=cv2.INTER_LINEAR)
-    prod = cv2.multiply(image, up_gain, dtype=cv2.CV_32F)
-    return cv2.add(prod, up_offset, dtype=cv2.CV_8U)
-
-
-def apply_operator_yuv(planes: YuvPlanes, offset: np.ndarray, gain: np.ndarray,
-                       out_matrix: str = OUTPUT_MATRIX) -> YuvPlanes:
-    """The affine operator of :func:`apply_operator_numpy`, applied to 4:2:0 planes without a
-    full-resolution RGB picture.
-
-    With ``A`` the input's YUV -> RGB matrix and ``B`` the output's RGB -> YUV matrix (limited
-    range, centred at 16 / 128) the RGB operator ``out_c = o_c + g_c * rgb_c`` is, per pixel,
-
-    * luma, full resolution: ``Y' = 16 + sum_c B_yc o_c + gYY (Y - 16) + sum_c B_yc g_c (A_c1 Uc + A_c2 Vc)``
-      with ``gYY = sum_c B_yc g_c A_c0`` (``A_c0`` is the same for every channel, so ``gYY`` is the
-      luma-weighted gain). The last term (zero when the gain is one channel and ``A``, ``B`` are the
-      same matrix) is computed at chroma resolution and upsampled bilinearly with the constant part;
-    * chroma, half resolution: RGB at chroma resolution (luma area-averaged), the operator applied
-      and clipped to 0..255 per channel as in the RGB path, then ``B``'s chroma rows.
-
-    Exact up to the interpolation of chroma (bilinear here, swscale's in the RGB path) and the
-    clipping of luma (Y is clipped to 16..235; the RGB path clips each channel before the encoder's
-    conversion, which differs only where the operator drives a colour out of gamut). ``lowlight-rt
-    bench`` measures the written video against the RGB path's frames (PSNR).
-
-    Args:
-        planes: input picture, ``(H, W)`` / ``(H/2, W/2)`` uint8 planes.
-        offset: ``(h, w, 3)`` float32 RGB offset in 0..255 units (the operator grid).
-        gain: ``(h, w, 1|3)`` float32 RGB gain.
-        out_matrix: matrix of the output planes.
-    Returns:
-        New :class:`YuvPlanes` in ``out_matrix`` (full size, limited range).
-    """
-    h_full, w_full = planes.height, planes.width
-    half = (w_full // 2, h_full // 2)
-    a = yuv_to_rgb_matrix(planes.matrix).astype(np.float32)
-    b = rgb_to_yuv_matrix(out_matrix).astype(np.float32)
-    # per-channel contiguous planes (arithmetic on interleaved channels, numpy matmul and cv2.split
-    # were each several ms per frame on the 2-core machine; single-plane resizes are ~0.2 ms)
-    o_grid = [np.ascontiguousarray(offset[..., c], dtype=np.float32) for c in range(3)]
-    g_grid = [np.ascontiguousarray(gain[..., min(c, gain.shape[-1] - 1)], dtype=np.float32) for c in range(3)]
-    g_yy = b[0, 0] * a[0, 0] * g_grid[0] + b[0, 1] * a[1, 0] * g_grid[1] + b[0, 2] * a[2, 0] * g_grid[2]
-
-    def up(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-        return x if x.shape[::-1] == size else cv2.resize(x, size, interpolation=cv2.INTER_LINEAR)
-
-    yc = cv2.resize(planes.y, half, interpolation=cv2.INTER_AREA).astype(np.float32) - 16.0
-    uc = planes.u.astype(np.float32) - 128.0
-    vc = planes.v.astype(np.float32) - 128.0
-    out_rgb = []
-    k_half = 16.0 - 16.0 * up(g_yy, half)  # luma: constant part + chroma cross terms, at chroma resolution
-    for c in range(3):
-        o_c, g_c = up(o_grid[c], half), up(g_grid[c], half)
-        chroma_c = a[c, 1] * uc + a[c, 2] * vc
-        k_half += b[0, c] * (o_c + g_c * chroma_c)
-        out_rgb.append(np.clip(o_c + g_c * (a[c, 0] * yc + chroma_c), 0.0, 255.0))
-    y = cv2.add(cv2.multiply(planes.y, up(g_yy, (w_full, h_full)), dtype=cv2.CV_32F),
-                up(k_half, (w_full, h_full)), dtype=cv2.CV_8U)
-    np.clip(y, 16, 235, out=y)
-    chroma = []
-    for row in (1, 2):
-        plane = 128.5 + b[row, 0] * out_rgb[0] + b[row, 1] * out_rgb[1] + b[row, 2] * out_rgb[2]
-        chroma.append(np.clip(plane, 16, 240).astype(np.uint8))
-    return YuvPlanes(y, chroma[0], chroma[1], out_matrix)
-
 
 class PendingResult:
     """The outcome of :meth:`Engine.submit`; :meth:`result` blocks until the frames are ready."""
@@ -182,87 +73,6 @@ class PendingResult:
             self._value = out  # type: ignore[assignment]
             self._parts = []
         return self._value  # type: ignore[return-value]
-
-
-class _CpuBackend:
-    """float32, ``inference_mode``, channels_last; operators applied with OpenCV."""
-
-    def __init__(self, model: EnhancementModel, threads: int | None, compile: bool) -> None:
-        self.model = model.to("cpu").float().eval().requires_grad_(False).to(memory_format=torch.channels_last)
-        self.threads = threads or default_threads()
-        self.precision = "fp32"
-        self.device_name = "cpu"
-        self._fn: Callable = self._eager()
-        self._compile = compile
-        self._compiled = False
-        self._configured_thread: int | None = None
-
-    def _configure_thread(self) -> None:
-        ident = threading.get_ident()
-        if self._configured_thread != ident:
-            torch.set_num_threads(self.threads)
-            torch.set_flush_denormal(True)
-            self._configured_thread = ident
-        if self._compile:
-            self._compile = False
-            try:
-                self._fn = torch.compile(self._fn, dynamic=True)
-                self._compiled = True
-            except Exception as e:  # compile is optional: keep eager
-                warnings.warn(f"torch.compile unavailable ({type(e).__name__}); running eager", stacklevel=3)
-
-    def _eager(self) -> Callable:
-        return self.model.predict_operator if isinstance(self.model, AffineOperatorModel) else self.model.enhance
-
-    def _call(self, *args: torch.Tensor):
-        if not self._compiled:
-            return self._fn(*args)
-        try:
-            return self._fn(*args)
-        except Exception as e:
-            warnings.warn(f"compiled model failed ({type(e).__name__}: {e}); running eager", stacklevel=3)
-            self._fn, self._compiled = self._eager(), False
-            return self._fn(*args)
-
-    def run(self, images: list[np.ndarray] | None, lows: list[np.ndarray] | None, strength: float,
-            yuv: list[YuvPlanes] | None = None) -> list[np.ndarray | YuvPlanes]:
-        """Enhance ``images`` (``(H, W, 3)`` uint8 RGB), or with ``yuv`` (affine models only) the
-        4:2:0 planes, returning :class:`YuvPlanes` (BT.709) instead of RGB arrays."""
-        self._configure_thread()
-        with torch.inference_mode():
-            if isinstance(self.model, AffineOperatorModel):
-                low = to_float_nchw(lows if lows is not None else images)
-                offset, gain = self._call(low)
-                offset, gain = offset.float(), gain.float()
-                if strength != 1.0:
-                    offset = offset * strength
-                    gain = torch.lerp(torch.ones_like(gain), gain, strength)
-                offset_np = offset.mul(255.0).permute(0, 2, 3, 1).contiguous().numpy()
-                gain_np = gain.permute(0, 2, 3, 1).contiguous().numpy()
-                if yuv is not None:
-                    out = [apply_operator_yuv(planes, offset_np[b], gain_np[b]) for b, planes in enumerate(yuv)]
-                else:
-                    out = [apply_operator_numpy(img, offset_np[b], gain_np[b]) for b, img in enumerate(images)]
-            else:
-                full = to_float_nchw(images)
-                low = full if lows is None else to_float_nchw(lows)
-                enhanced = self._call(full, low).float()
-                if strength != 1.0:
-                    enhanced = torch.lerp(full, enhanced, strength)
-                out = to_uint8_hwc(enhanced)
-        return out
-
-    def submit(self, images: list[np.ndarray] | None, lows: list[np.ndarray] | None, strength: float,
-               yuv: list[YuvPlanes] | None = None) -> Callable[[], list]:
-        out = self.run(images, lows, strength, yuv)
-        return lambda: out
-
-    def accepts_yuv(self) -> bool:
-        """Whether :meth:`run` can work on 4:2:0 planes (affine operator models)."""
-        return isinstance(self.model, AffineOperatorModel)
-
-    def close(self) -> None:
-        """Nothing to release on the CPU."""
 
 
 
@@ -440,7 +250,7 @@ class Engine:
                 self._backend = CudaBackend(model, device, fp16=fp16, compile=self._compile,
                                             cuda_graphs=self._cuda_graphs)
             else:
-                self._backend = _CpuBackend(model, self._threads, self._compile)
+                self._backend = CpuBackend(model, self._threads, self._compile)
             self._backend_generation = generation
         return self._backend
 
