@@ -313,6 +313,17 @@ def test_snapshot_and_record_write_valid_files(qtbot, make_window, clip, tmp_pat
             assert frames[-1][:, W:].mean() > frames[-1][:, :W].mean() + 30
 
 
+def test_recordings_use_the_runs_x264_settings(qtbot, make_window, clip):
+    """--crf / --preset reach the record button's MP4 (x264 writes its settings into the stream)."""
+    win = make_window(str(clip), crf=31, preset="ultrafast")
+    _wait_frames(qtbot, win, 2)
+    rec = win.toggle_recording()
+    _wait_frames(qtbot, win, 6)
+    assert win.toggle_recording() == rec
+    data = rec.read_bytes()
+    assert b"crf=31.0" in data and b"cabac=0" in data  # ultrafast turns CABAC off
+
+
 AUDIO_FRAME_S = 1024 / 48000  # one AAC frame of the generated clips
 
 

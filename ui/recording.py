@@ -7,7 +7,7 @@ from fractions import Fraction
 from pathlib import Path
 import numpy as np
 
-from lowlight_rt.config import X264_CRF, X264_PRESET
+from lowlight_rt.config import X264_CRF, X264_PRESET, X264_TUNE
 from lowlight_rt.frames import Frame
 from lowlight_rt.sources.base import SourceInfo
 
@@ -37,11 +37,11 @@ class ViewerRecording:
         info: the playing source's ``SourceInfo`` (size, time base, fps, path, audio streams).
         live: True for cameras / streams (no audio is copied from them).
         side_by_side: write ``input | enhanced`` instead of the enhanced video alone.
-        crf, preset: x264 settings (the run's, :class:`~lowlight_rt.config.RunConfig`).
+        crf, preset, tune: x264 settings (the run's, :class:`~lowlight_rt.config.RunConfig`).
     """
 
     def __init__(self, path: str | Path, info: SourceInfo, *, live: bool, side_by_side: bool = False,
-                 crf: int = X264_CRF, preset: str = X264_PRESET) -> None:
+                 crf: int = X264_CRF, preset: str = X264_PRESET, tune: str | None = X264_TUNE) -> None:
         from lowlight_rt.sinks import VideoFileSink
 
         self.path = Path(path)
@@ -50,7 +50,8 @@ class ViewerRecording:
         self._video_start = _video_start_pts(audio) if audio is not None else None
         self._loop_shift: int | None = None
         self.sink = VideoFileSink(str(self.path), info.width, info.height, time_base=info.time_base,
-                                  fps=info.fps, audio_from=audio, side_by_side=side_by_side, rebase=True, crf=crf, preset=preset,
+                                  fps=info.fps, audio_from=audio, side_by_side=side_by_side, rebase=True,
+                                  crf=crf, preset=preset, tune=tune,
                                   fragmented=True)
         self.side_by_side = side_by_side
         self.frames = 0

@@ -121,7 +121,7 @@ class BackgroundTasks(QObject):
 class Recorder:
     """The record button: a :class:`ViewerRecording` sink added to / removed from a running pipeline.
 
-    Recordings use the run's x264 settings (``config.crf`` / ``config.preset``).
+    Recordings use the run's x264 settings (``config.crf`` / ``preset`` / ``tune``).
     """
 
     def __init__(self, changed: Callable[[Path | None], None]) -> None:
@@ -144,7 +144,7 @@ class Recorder:
             self.stop()
         path = Path(path)
         sink = ViewerRecording(path, info, live=live, side_by_side=side_by_side, crf=config.crf,
-                               preset=config.preset)
+                               preset=config.preset, tune=config.tune)
         pipeline.add_sink(sink)
         self._sink, self._pipeline, self.path = sink, pipeline, path
         self._changed(path)
