@@ -109,3 +109,50 @@ def test_engine_keeps_no_temporal_state_between_still_images() -> None:
     engine.reset_state()
     video = engine.enhance([Frame(image=a, index=0), Frame(image=b, index=1)])
     assert not np.array_equal(video[1], alone)
+
+
+@torch.no_grad()
+def test_exposure_floor_keeps_well_exposed_frames_and_leaves_dark_ones() -> None:
+    model = _student(keep_gate=True, keep_from=0.22, keep_full=0.34)
+    plain = _student(keep_gate=True)
+    bright = 0.3 + 0.2 * torch.rand(1, 3, 40, 56)                      # mean level 0.4 > keep_full
+    dark = 0.1 * torch.rand(1, 3, 40, 56)                               # 0.05 < keep_from
+    assert torch.allclose(model.enhance(bright, bright), bright, atol=1e-5)
+    assert torch.allclose(model.enhance(dark, dark), plain.enhance(dark, dark), atol=1e-6)
+    with pytest.raises(ValueError):
+        _student(keep_from=0.4, keep_full=0.3)
+
+
+@torch.no_grad()
+def test_detail_denoise_lowers_the_detail_gain_on_flat_noisy_areas_only() -> None:
+    torch.manual_seed(2)
+    flat = 0.1 + 0.02 * torch.randn(1, 3, 64, 64)                       # noise only
+    edges = flat.clone()
+    edges[..., :, 32:] += 0.3                                            # a strong vertical edge
+    plain, denoised = _student(), _student(detail_denoise=1.0)
+    g_plain = plain.predict_operator(edges)[1]
+    g_den = denoised.predict_operator(edges)[1]
+    assert torch.all(g_den <= g_plain + 1e-7)
+    # the grid cells at the edge (columns 15, 16 of 32) keep most of their gain, flat cells lose most
+    ratio = (g_den / g_plain)[0, 0]
+    assert float(ratio[:, 15:17].mean()) > 0.8 > 0.5 > float(ratio[:, :8].mean())
+    with pytest.raises(ValueError):
+        _student(detail_denoise=-1.0)
+
+
+def test_export_student_changes_settings_not_weights(tmp_path) -> None:
+    from lowlight_rt.errors import UsageError
+    from lowlight_rt.models import load_checkpoint
+    from training.export_student import export, main
+
+    src = save_checkpoint(tmp_path / "best.pt", _student(keep_gate=True), {"preset": "test"})
+    dst = tmp_path / "realtime.pt"
+    assert main([str(src), str(dst), "--set", "detail_denoise=1.0", "--set", "temporal_alpha=0.5"]) == 0
+    model, meta = load_checkpoint(dst)
+    assert model.config["detail_denoise"] == 1.0 and model.config["temporal_alpha"] == 0.5
+    assert meta["preset"] == "test" and meta["export"]["settings"] == {"detail_denoise": 1.0, "temporal_alpha": 0.5}
+    trained, _ = load_checkpoint(src)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), trained.state_dict().values()))
+    with pytest.raises(UsageError):
+        export(str(src), str(dst), {"no_such_option": 1})
+    assert main([str(src), str(dst), "--set", "oops"]) == 2

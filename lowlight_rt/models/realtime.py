@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .affine import AffineOperatorModel, apply_affine_operator, guard_highlights, neutralize_dark_chroma
+from .classical import estimate_noise_sigma
 from .registry import register_model
 
 
@@ -139,6 +140,15 @@ class RealtimeStudent(AffineOperatorModel):
             in the cell and its 8 neighbours, 1 where it is above (moving objects never ghost). ``1.0`` disables it. A scene cut (mean
             level changing by more than half) resets it; :meth:`reset_state` after a seek.
         motion: the normalised input change above which a grid cell is treated as moving.
+        keep_from, keep_full: a floor under the keep weight by exposure: ``k >= smoothstep`` of the
+            frame's mean level (0..1) from ``keep_from`` (no floor) to ``keep_full`` (``k = 1``): a
+            frame that bright is well exposed whatever the camera, and stays itself. ``keep_full=0``
+            disables the floor (the learned gate alone decides).
+        detail_denoise: ``k``: scale the detail gain by ``v / (v + (k * sigma)^2)``, ``v`` the local
+            (3x3) variance of the operator-grid input and ``sigma`` its noise level (Immerkaer's
+            estimate on the network's input): where the picture is flat at the grid's scale, the
+            detail finer than the grid is mostly noise and is not brightened (a guided filter's
+            rule). ``0`` disables it.
     """
 
     default_proc_size = 256  # class-level default; the ``default_proc_size`` option overrides per instance
@@ -148,12 +158,21 @@ class RealtimeStudent(AffineOperatorModel):
     def __init__(self, width: int = 16, depth: int = 2, gain_channels: int = 1, train_scale: float = 2.5,
                  default_proc_size: int = 256, color_prior: bool = False,
                  grey_black: float = 0.0, grey_colour: float = 0.0, highlight_guard: bool = False,
-                 keep_gate: bool = False, temporal_alpha: float = 1.0, motion: float = 0.03) -> None:
+                 keep_gate: bool = False, temporal_alpha: float = 1.0, motion: float = 0.03,
+                 keep_from: float = 0.0, keep_full: float = 0.0, detail_denoise: float = 0.0) -> None:
         super().__init__(width=width, depth=depth, gain_channels=gain_channels, train_scale=train_scale,
                          default_proc_size=default_proc_size, color_prior=bool(color_prior),
                          grey_black=float(grey_black), grey_colour=float(grey_colour),
                          highlight_guard=bool(highlight_guard), keep_gate=bool(keep_gate),
-                         temporal_alpha=float(temporal_alpha), motion=float(motion))
+                         temporal_alpha=float(temporal_alpha), motion=float(motion),
+                         keep_from=float(keep_from), keep_full=float(keep_full),
+                         detail_denoise=float(detail_denoise))
+        if keep_full and not 0.0 <= keep_from < keep_full <= 1.0:
+            raise ValueError("need 0 <= keep_from < keep_full <= 1 (or keep_full=0 to disable)")
+        self.keep_from, self.keep_full = float(keep_from), float(keep_full)
+        if detail_denoise < 0:
+            raise ValueError("detail_denoise must be >= 0")
+        self.detail_denoise = float(detail_denoise)
         if not 0.0 < temporal_alpha <= 1.0:
             raise ValueError("temporal_alpha must be in (0, 1]")
         if motion <= 0:
@@ -228,11 +247,21 @@ class RealtimeStudent(AffineOperatorModel):
         if self.highlight_guard:   # hue-preserving roll-off: no channel of the base above 0.98
             base = base * (0.98 / base.amax(dim=1, keepdim=True).clamp_min(0.98))
         gain = F.softplus(out[:, 3:]) * ratio  # detail gain relative to the normalising gain
+        if self.detail_denoise > 0:   # flat at the grid's scale: the finer detail is noise
+            sigma = estimate_noise_sigma(x).mean(dim=1).view(-1, 1, 1, 1)
+            y = x_half.mean(dim=1, keepdim=True)
+            mean = F.avg_pool2d(y, 3, stride=1, padding=1, count_include_pad=False)
+            var = (F.avg_pool2d(y * y, 3, stride=1, padding=1, count_include_pad=False) - mean * mean).clamp_min(0)
+            gain = gain * (var / (var + (self.detail_denoise * sigma) ** 2 + 1e-10))
         offset = torch.addcmul(base, gain, x_half, value=-1.0)
         if self.highlight_guard:
             offset, gain = guard_highlights(offset, gain, x_half)
         if self.grey_colour > 0:
             offset, gain = neutralize_dark_chroma(offset, gain, x_half, self.grey_black, self.grey_colour)
+        if self.keep_full > 0:   # exposure floor: a well-exposed frame stays itself on any camera
+            t = ((level - 1e-2 - self.keep_from) / (self.keep_full - self.keep_from)).clamp(0, 1)
+            floor = t * t * (3 - 2 * t)
+            keep = floor if keep is None else torch.maximum(keep, floor)
         if keep is not None:
             offset = offset * (1 - keep)
             gain = torch.lerp(gain, torch.ones_like(gain), keep)
