@@ -17,27 +17,41 @@ from lowlight_rt.sinks import VideoFileSink
 from tests import media
 
 INFER_S, DARK_WRITE_S, BRIGHT_WRITE_S = 0.010, 0.005, 0.008
+#: CPU seconds per wall second of encoding (x264 on two threads); inference runs on one
+WRITE_CPU_PER_S = 2.0
 
 
 class FakeClock:
-    """A thread-safe stand-in for the ``time`` module: time passes only when :meth:`advance` is called."""
+    """A thread-safe stand-in for the ``time`` module: time passes only when :meth:`advance` is called.
+
+    ``perf_counter`` is the wall clock, ``process_time`` the process's CPU time (a different origin
+    and, where a stage runs on several threads, a different rate: the bench must use the right one).
+    """
 
     def __init__(self) -> None:
         self._now = 1000.0
+        self._cpu = 3.0
         self._lock = threading.Lock()
 
     def perf_counter(self) -> float:
         with self._lock:
             return self._now
 
-    def advance(self, seconds: float) -> None:
+    def process_time(self) -> float:
+        with self._lock:
+            return self._cpu
+
+    def advance(self, seconds: float, cpu_seconds: float | None = None) -> None:
+        """``seconds`` of wall time pass, in which the process uses ``cpu_seconds`` of CPU (default: as much)."""
         with self._lock:
             self._now += seconds
+            self._cpu += seconds if cpu_seconds is None else cpu_seconds
 
 
 @pytest.fixture
 def fake_costs(monkeypatch):
-    """Inference costs 10 ms a frame; encoding 5 ms a dark frame, 8 ms a bright one (as with x264)."""
+    """Inference costs 10 ms a frame (10 ms of CPU); encoding 5 ms a dark frame, 8 ms a bright one
+    (as with x264), on two threads (twice that in CPU time)."""
     clock = FakeClock()
     monkeypatch.setattr(bench, "time", clock)
     original_submit, original_write = Engine.submit, VideoFileSink.write
@@ -54,7 +68,8 @@ def fake_costs(monkeypatch):
         else:
             mean = float(enhanced.mean())
         written["means"].append(mean)
-        clock.advance(BRIGHT_WRITE_S if mean > 50 else DARK_WRITE_S)
+        cost = BRIGHT_WRITE_S if mean > 50 else DARK_WRITE_S
+        clock.advance(cost, WRITE_CPU_PER_S * cost)
         return original_write(self, frame, enhanced)
 
     monkeypatch.setattr(Engine, "submit", submit)
@@ -100,6 +115,11 @@ def test_bench_json_curve_floor_and_fidelity(capsys, fake_costs, tmp_path):
         # the floor decodes the input and encodes the run's own (bright) frames: 8 ms a frame
         assert c["codec_floor_fps"]["median"] == pytest.approx(1 / BRIGHT_WRITE_S, rel=1e-6)
         assert c["ratio_to_codec_floor"]["median"] == pytest.approx(8 / 18, rel=1e-6)
+        # CPU time (process_time, not the wall clock): 10 ms inference + 2 x 8 ms encoding; the floor 2 x 8 ms
+        assert c["cpu_ms_per_frame"]["median"] == pytest.approx(
+            1e3 * (INFER_S + WRITE_CPU_PER_S * BRIGHT_WRITE_S), rel=1e-6)
+        assert c["codec_floor_cpu_ms_per_frame"]["median"] == pytest.approx(
+            1e3 * WRITE_CPU_PER_S * BRIGHT_WRITE_S, rel=1e-6)
         assert c["psnr_db"] > 30 and c["psnr_y_db"] > 30 and c["frames_compared"] == c["frames"]
         assert c["file_bytes"] > 0
     assert result["yuv_path_fidelity"]["frames"] == 8 and result["yuv_path_fidelity"]["psnr_db"] > 30
@@ -107,7 +127,7 @@ def test_bench_json_curve_floor_and_fidelity(capsys, fake_costs, tmp_path):
     assert t["cpu_720p_file_fps>=30"] is True and t["cpu_real_720p_file_fps>=30"] is True
     assert t["cpu_720p_ratio_to_codec_floor>=0.9"] is False
     assert "720p_written_psnr>=38dB" in t
-    assert "file      720p" in err and "codec floor" in err
+    assert "file      720p" in err and "codec floor" in err and "CPU 26 vs 16 ms/frame" in err
     assert " 1/" in err  # progress steps on stderr
 
 

@@ -2,13 +2,16 @@
 the capture device, the CLI opening the viewer, and ``bench --viewer``.
 
 The camera is a stand-in: ``camera_device`` names a generated clip instead of ``/dev/video0`` and
-``av.open`` records what the capture asks FFmpeg for (format and options) before opening that clip.
+``av.open`` records what the capture asks FFmpeg for (format and options) before opening that clip,
+which then delivers its frames at its frame rate, as a camera does (read at full speed, a file
+would overrun the live source's newest-frame-wins buffer and most frames would be dropped).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import av
@@ -71,9 +74,28 @@ class _Opens(list):
     device = ""
 
 
+class _PacedCamera:
+    """An opened clip that hands out its video packets at the clip's frame rate, as a camera
+    delivers frames (everything else is the container's own)."""
+
+    def __init__(self, container) -> None:
+        self._container = container
+        rate = container.streams.video[0].average_rate if container.streams.video else None
+        self._interval = 1.0 / float(rate or 30)
+
+    def __getattr__(self, name):
+        return getattr(self._container, name)
+
+    def demux(self, *args, **kwargs):
+        for packet in self._container.demux(*args, **kwargs):
+            if packet.size and packet.stream.type == "video":
+                time.sleep(self._interval)
+            yield packet
+
+
 @pytest.fixture
 def camera_opens(clip, tmp_path, monkeypatch) -> list[dict]:
-    """Camera 0 is ``clip``; every camera open is recorded as ``{url, format, options}``."""
+    """Camera 0 is ``clip`` paced at 30 FPS; every camera open is recorded as ``{url, format, options}``."""
     from lowlight_rt.sources import camera
 
     device = media.copy(clip, tmp_path / "video0.mp4")
@@ -84,7 +106,8 @@ def camera_opens(clip, tmp_path, monkeypatch) -> list[dict]:
     def recording_open(file, *args, **kwargs):
         if kwargs.get("format") in ("v4l2", "avfoundation", "dshow"):
             opens.append({"url": file, "format": kwargs["format"], "options": dict(kwargs.get("options") or {})})
-            return real_open(file, *args, timeout=kwargs.get("timeout"))  # the clip, not a v4l2 device
+            # the clip, not a v4l2 device
+            return _PacedCamera(real_open(file, *args, timeout=kwargs.get("timeout")))
         return real_open(file, *args, **kwargs)
 
     monkeypatch.setattr(av, "open", recording_open)
@@ -173,11 +196,28 @@ def test_camera_options_reach_the_capture_in_the_viewer(capsys, camera_opens, vi
 
 
 # -- bench --viewer ------------------------------------------------------------------------------------
+#: the shortest bench: one resolution, one run each, no real clip (the file stage's clips are stubbed)
+SHORT_BENCH = ["--resolutions", "480p", "--repeats", "1", "--seconds", "0.01", "--no-real-clip"]
+
+
+def _stub_model_and_file_stages(monkeypatch) -> None:
+    """The bench's model-only runs return fixed numbers and its generated clips are 3 frames of
+    64x48 (those stages have their own test, tests/test_bench.py)."""
+    from lowlight_rt import bench
+
+    def fixed_model_run(engine, width, height, seconds=1.0, batch=1, yuv=False, count=4):
+        return {"device": "cpu", "precision": "fp32", "resolution": f"{width}x{height}", "proc_shape": "1x1",
+                "batch": batch, "domain": "yuv420p" if yuv else "rgb", "frames": 1, "fps": 1.0,
+                "ms_per_frame": 1000.0}
+
+    monkeypatch.setattr(bench, "bench_model", fixed_model_run)
+    monkeypatch.setattr(bench, "make_clip", lambda path, **kw: media.make_clip(path, width=64, height=48, frames=3))
+
+
 def test_bench_viewer_measures_the_viewer(capsys, monkeypatch):
     """``lowlight-rt bench --json --viewer`` adds the viewer's numbers, measured on the real window
     with a 720p@30 fake camera (here shortened, and with the model-only / file stages stubbed: they
     have their own test)."""
-    from lowlight_rt import bench
     import ui.bench
 
     calls: list[dict] = []
@@ -189,10 +229,8 @@ def test_bench_viewer_measures_the_viewer(capsys, monkeypatch):
         return real(seconds=0.6, width=320, height=180, fps=fps, warmup=0.2, window_size=(400, 240), **kwargs)
 
     monkeypatch.setattr(ui.bench, "bench_viewer", short_bench_viewer)
-    monkeypatch.setattr(bench, "bench_model", lambda engine, w, h, seconds, batch: {
-        "device": "cpu", "precision": "fp32", "fps": 1.0, "ms_per_frame": 1000.0, "proc_shape": [1, 1]})
-    monkeypatch.setattr(bench, "make_clip", lambda path, **kw: media.make_clip(path, width=64, height=48, frames=3))
-    code, out, err = run_cli(capsys, "bench", "--json", "--device", "cpu", "--viewer", "--clip-seconds", "0.1")
+    _stub_model_and_file_stages(monkeypatch)
+    code, out, err = run_cli(capsys, "bench", "--json", "--device", "cpu", "--viewer", *SHORT_BENCH)
     assert code == 0, err
     assert calls == [{"seconds": 10.0, "width": 1280, "height": 720, "fps": 30.0, "model": None, "proc_size": None}]
     v = json.loads(out)["viewer"]
@@ -204,13 +242,10 @@ def test_bench_viewer_measures_the_viewer(capsys, monkeypatch):
 
 
 def test_bench_without_viewer_does_not_open_it(capsys, monkeypatch):
-    from lowlight_rt import bench
     import ui.bench
 
     monkeypatch.setattr(ui.bench, "bench_viewer", lambda *a, **k: pytest.fail("viewer measured without --viewer"))
-    monkeypatch.setattr(bench, "bench_model", lambda engine, w, h, seconds, batch: {
-        "device": "cpu", "precision": "fp32", "fps": 1.0, "ms_per_frame": 1000.0, "proc_shape": [1, 1]})
-    monkeypatch.setattr(bench, "make_clip", lambda path, **kw: media.make_clip(path, width=64, height=48, frames=3))
-    code, out, err = run_cli(capsys, "bench", "--json", "--device", "cpu", "--clip-seconds", "0.1")
+    _stub_model_and_file_stages(monkeypatch)
+    code, out, err = run_cli(capsys, "bench", "--json", "--device", "cpu", *SHORT_BENCH)
     assert code == 0, err
     assert "viewer" not in json.loads(out)
