@@ -30,8 +30,11 @@ def parse_setting(text: str) -> tuple[str, Any]:
     return name.strip(), yaml.safe_load(value)
 
 
-def export(src: str, dst: str, settings: dict[str, Any]) -> dict[str, Any]:
-    """Write ``src``'s network with ``settings`` applied to its config to ``dst``; returns the config."""
+def export(src: str, dst: str, settings: dict[str, Any], provenance: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write ``src``'s network with ``settings`` applied to its config to ``dst``; returns the config.
+
+    ``provenance``: entries that replace those of the checkpoint's ``provenance`` record (e.g. a
+    description corrected after training)."""
     model, meta = load_checkpoint(src)
     unknown = sorted(set(settings) - set(model.config))
     if unknown:
@@ -39,6 +42,8 @@ def export(src: str, dst: str, settings: dict[str, Any]) -> dict[str, Any]:
     config = {**model.config, **settings}
     shipped = create_model(model.arch_name, **config)
     shipped.load_state_dict(model.state_dict(), strict=True)
+    if provenance:
+        meta = {**meta, "provenance": {**(meta.get("provenance") or {}), **provenance}}
     meta = {**meta, "export": {"from": src, "settings": settings,
                                "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}}
     meta.pop("git_revision", None)  # the revision that exports it (filled in by save_checkpoint)
@@ -52,9 +57,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("dst", help="runtime checkpoint to write (e.g. assets/models/realtime.pt)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="config option to change (repeatable)")
+    parser.add_argument("--provenance", action="append", default=[], metavar="KEY=VALUE",
+                        help="replace an entry of the checkpoint's provenance record (repeatable)")
     args = parser.parse_args(argv)
     try:
-        config = export(args.src, args.dst, dict(parse_setting(s) for s in args.set))
+        config = export(args.src, args.dst, dict(parse_setting(s) for s in args.set),
+                        dict(parse_setting(s) for s in args.provenance))
     except Exception as exc:  # noqa: BLE001 - one line, like the runtime
         print(f"error: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", 1)
