@@ -98,7 +98,9 @@ def test_bench_json_curve_floor_and_fidelity(capsys, fake_costs, tmp_path):
                                    "--real-clip", real)
     assert code == 0, err
     result = json.loads(out)  # stdout is one JSON object; progress and logs went to stderr
-    assert result["model"] == "classical" and result["settings"]["yuv_path"] is True
+    from lowlight_rt.models.catalog import default_model_name
+
+    assert result["model"] == default_model_name() and result["settings"]["yuv_path"] is True
     assert {(r["label"], r["domain"]) for r in result["model_only"]} == {
         (label, d) for label in ("480p", "720p") for d in ("rgb", "yuv420p")}
     for r in result["model_only"]:  # inference only, warm-up excluded: 100 FPS, 10 ms per frame

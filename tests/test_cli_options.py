@@ -235,7 +235,9 @@ def test_bench_viewer_measures_the_viewer(capsys, monkeypatch):
     assert calls == [{"seconds": 10.0, "width": 1280, "height": 720, "fps": 30.0, "model": None, "proc_size": None}]
     v = json.loads(out)["viewer"]
     assert v["frames_shown"] > 0 and v["display_fps"] > 0 and v["pipeline_alive"] is True
-    assert v["source"] == "FakeLiveSource 320x180 @ 30 FPS" and v["model"] == "classical"
+    from lowlight_rt.models.catalog import default_model_name
+
+    assert v["source"] == "FakeLiveSource 320x180 @ 30 FPS" and v["model"] == default_model_name()
     assert 0 < v["latency_ms_median"] <= v["latency_ms_p90"] <= v["latency_ms_max"]
     assert isinstance(v["meets_target"], bool)
     assert "viewer      720p@30 fake camera: display" in err

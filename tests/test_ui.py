@@ -628,11 +628,18 @@ def test_keys_strength_model_device_overlay_url_and_quit(qtbot, make_window, rea
         _press(qtbot, win, key)
         assert engine.strength == pytest.approx(expected), f"{key.name}: strength {engine.strength}"
 
-    # M: the next model in the picker (classical) replaces the student in the running engine
+    # M: the next model in the picker replaces the student in the running engine (the picker lists
+    # the default first: classical, or the shipped realtime student)
+    from lowlight_rt.models import load_model
+
     realtime_model = engine.model
     _press(qtbot, win, Qt.Key.Key_M)
     qtbot.waitUntil(lambda: engine.model is not realtime_model, timeout=10000)
-    assert engine.model.arch_name == "classical" and win.session.engine is engine
+    chosen = win.model_combo.currentData()
+    assert chosen != str(realtime_checkpoint) and chosen in ("classical", "realtime")
+    assert engine.model.arch_name == load_model(chosen)[0].arch_name and win.session.engine is engine
+    if chosen == "realtime":  # the shipped student: the engine runs its config, not the test's
+        assert engine.model.config == load_model("realtime")[0].config
     _wait_frames(qtbot, win, 2)                       # and frames keep coming with it
 
     # D: switch device (here CUDA "exists"; the switch request is what the key must produce)

@@ -1,0 +1,43 @@
+"""The shipped default model: ``assets/models/realtime.pt`` (see assets/MODELS.md)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lowlight_rt.assets import models_dir
+from lowlight_rt.models import load_model
+from lowlight_rt.models.catalog import default_model_name
+
+SHIPPED = models_dir() / "realtime.pt"
+pytestmark = pytest.mark.skipif(not SHIPPED.is_file(), reason="assets/models/realtime.pt is not shipped")
+
+
+def test_the_shipped_student_is_the_default_and_describes_itself() -> None:
+    assert default_model_name() == "realtime"
+    model, info = load_model(None)
+    assert model.arch_name == "realtime" and info["path"] is not None and not model.training
+    assert sum(p.numel() for p in model.parameters()) <= 300_000
+    for name, t in model.state_dict().items():
+        if t.is_floating_point():
+            assert not bool(((t != 0) & (t.abs() < torch.finfo(torch.float32).tiny)).any()), f"subnormals in {name}"
+    meta = info["metadata"]
+    assert meta["preset"] == "realtime_distill" and meta["git_revision"]
+    assert {t["name"] for t in meta["provenance"]["teachers"]} == {"iat", "cpga_net_plus", "lyt_net"}
+    assert meta["export"]["settings"] == {k: model.config[k] for k in meta["export"]["settings"]}
+
+
+@torch.no_grad()
+def test_the_shipped_student_brightens_dark_frames_and_leaves_well_lit_ones() -> None:
+    model, _ = load_model("realtime")
+    rng = np.random.default_rng(0)
+    scene = rng.uniform(0.2, 0.9, (1, 3, 12, 16)).astype(np.float32)
+    full = torch.nn.functional.interpolate(torch.from_numpy(scene), size=(192, 256), mode="bilinear")
+    dark = full * 0.08
+    model.reset_state()
+    out = model.enhance(dark, dark)
+    assert float(out.mean()) > 3 * float(dark.mean())
+    model.reset_state()
+    lit = full.clamp(0, 1)
+    assert float((model.enhance(lit, lit) - lit).abs().max()) < 2 / 255
