@@ -71,6 +71,25 @@ def neutralize_dark_chroma(offset: torch.Tensor, gain: torch.Tensor, low: torch.
     return torch.lerp(y_out, offset, s), gain * s
 
 
+def local_max(x: torch.Tensor, radius: int = 1) -> torch.Tensor:
+    """Max over a ``(2 radius + 1)^2`` window, edges replicated: ``(B, C, H, W)`` -> same shape.
+
+    The same values as ``max_pool2d(x, 2 radius + 1, stride=1, padding=radius)``, as two separable
+    passes of elementwise maxima (several times faster on CPU than pooling with indices).
+    """
+    if radius <= 0:
+        return x
+    h, w = x.shape[-2:]
+    p = torch.nn.functional.pad(x, (radius, radius, radius, radius), mode="replicate")
+    rows = p[..., 0:h, :]
+    for i in range(1, 2 * radius + 1):
+        rows = torch.maximum(rows, p[..., i:i + h, :])
+    out = rows[..., 0:w]
+    for j in range(1, 2 * radius + 1):
+        out = torch.maximum(out, rows[..., j:j + w])
+    return out
+
+
 def guard_highlights(offset: torch.Tensor, gain: torch.Tensor, low: torch.Tensor,
                      radius: int = 1, margin: float = 3.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Limit an operator's detail gain so the brightest input nearby does not clip.
@@ -89,8 +108,7 @@ def guard_highlights(offset: torch.Tensor, gain: torch.Tensor, low: torch.Tensor
         ``(offset', gain')`` of the same shapes.
     """
     base = offset + gain * low
-    k = 2 * radius + 1
-    peak = torch.nn.functional.max_pool2d(low, k, stride=1, padding=radius)
+    peak = local_max(low, radius)
     room = (1.0 - base).clamp_min(0.0) / (margin * (peak - low)).clamp_min(1e-3)    # per channel
     limit = room.amin(dim=1, keepdim=True) if gain.shape[1] == 1 else room
     new_gain = torch.minimum(gain, limit)
