@@ -614,6 +614,22 @@ def realtime_checkpoint(tmp_path) -> Path:
     return save_checkpoint(tmp_path / "student.pt", create_model("realtime", width=8, depth=1), {"label": "test"})
 
 
+def test_m_cycles_back_to_a_checkpoint_given_on_the_command_line(qtbot, make_window, realtime_checkpoint):
+    """A ``--model file.pt`` stays in the picker after M switched away: M comes back to it."""
+    win = make_window(fake_camera(), model=str(realtime_checkpoint))
+    _wait_frames(qtbot, win, 1)
+    engine = win.session.engine
+    assert engine.model.config.get("width") == 8                       # the test's own checkpoint
+    seen = []
+    for _ in range(win.model_combo.count() - 1):                        # every entry but "Open checkpoint..."
+        before = engine.model
+        _press(qtbot, win, Qt.Key.Key_M)
+        qtbot.waitUntil(lambda: engine.model is not before, timeout=10000)
+        seen.append(win.model_combo.currentData())
+    assert seen[-1] == str(realtime_checkpoint) and engine.model.config.get("width") == 8
+    assert len(set(seen)) == len(seen)                                  # each model once per cycle
+
+
 def test_keys_strength_model_device_overlay_url_and_quit(qtbot, make_window, realtime_checkpoint, monkeypatch):
     import ui.app
 

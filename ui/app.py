@@ -212,6 +212,9 @@ class MainWindow(QMainWindow):
         for name in ("snapshot", "record", "record_sbs", "help"):
             tb.addAction(a[name])
         self.addToolBar(tb)
+        #: checkpoint files used in this window (``--model file.pt``, "Open checkpoint"): they stay in
+        #: the picker after switching away, so M cycles back to them
+        self._opened_checkpoints: list[str] = []
         self._fill_model_combo()
 
     # ------------------------------------------------------------------ lifecycle
@@ -402,8 +405,11 @@ class MainWindow(QMainWindow):
         for name, desc in items.items():
             combo.addItem(name, name)
             combo.setItemData(combo.count() - 1, str(desc), Qt.ItemDataRole.ToolTipRole)
-        if current and combo.findData(current) < 0:
-            combo.addItem(Path(current).name if Path(current).suffix else current, current)
+        if current and current not in items and current not in self._opened_checkpoints:
+            self._opened_checkpoints.append(current)
+        for spec in self._opened_checkpoints:
+            if combo.findData(spec) < 0:
+                combo.addItem(Path(spec).name if Path(spec).suffix else spec, spec)
         combo.addItem("Open checkpoint\u2026", None)
         idx = combo.findData(current) if current else -1
         if idx < 0 and self.session.model_name:
