@@ -711,3 +711,27 @@ def test_keys_seek_and_open_file(qtbot, make_window, clip, tmp_path, monkeypatch
     _press(qtbot, win, Qt.Key.Key_O, Qt.KeyboardModifier.ControlModifier)
     assert win.session.spec == str(other)
     _wait_frames(qtbot, win, 3)
+
+
+def test_recording_a_live_source_that_the_writer_cannot_keep_up_with_says_so(qtbot, make_window, monkeypatch):
+    """Like the headless job: "encoding overloaded" once, in the status bar, when writing a frame takes
+    longer than the camera's frame interval and frames are dropped."""
+    import time as _time
+
+    from ui.recording import ViewerRecording
+
+    original = ViewerRecording.write
+
+    def slow_write(self, frame, enhanced):
+        _time.sleep(0.08)                             # a 30 FPS camera gives 33 ms per frame
+        return original(self, frame, enhanced)
+
+    monkeypatch.setattr(ViewerRecording, "write", slow_write)
+    win = make_window(fake_camera(fps=30.0))
+    _wait_frames(qtbot, win, 2)
+    assert win.overload_message is None
+    win.toggle_recording()
+    qtbot.waitUntil(lambda: win.overload_message is not None, timeout=15000)
+    assert win.overload_message.startswith("encoding overloaded")
+    assert "encoding overloaded" in win.statusBar().currentMessage()
+    win.toggle_recording()

@@ -20,6 +20,7 @@ from PyQt6.QtWidgets import (QApplication, QComboBox, QFileDialog, QHBoxLayout, 
 
 from lowlight_rt.config import RunConfig
 from lowlight_rt.errors import EXIT_INTERNAL, EXIT_OK, EXIT_TERMINATED
+from lowlight_rt.jobs import OverloadMonitor
 
 from .meters import LatencyMeter, RateMeter
 from .options import ViewerOptions
@@ -80,6 +81,9 @@ class MainWindow(QMainWindow):
         self._seeking = False
         self.last_snapshot: tuple[Path, Path] | None = None
         self.last_recording: Path | None = None
+        #: "encoding overloaded" check of a live recording (the headless job's, shown in the status bar)
+        self._overload: OverloadMonitor | None = None
+        self.overload_message: str | None = None
         self.session = ViewerSession(self.options, self)
         _WINDOWS.add(self)
 
@@ -316,6 +320,7 @@ class MainWindow(QMainWindow):
 
     def _refresh_stats(self) -> None:
         self.session.poll()
+        self._check_overload()
         lines = self.overlay_lines()
         self.view.overlay_lines = lines
         self.stats_label.setText("   |   ".join(lines))
@@ -325,6 +330,21 @@ class MainWindow(QMainWindow):
         s = self.session
         if s.ended and self.options.quit_after is not None and not self._quitting:
             self.quit_with(self.exit_code)
+
+    def _check_overload(self) -> None:
+        """While a live source is recorded: say once, in the status bar, when writing cannot keep up."""
+        s = self.session
+        pipeline = s.pipeline
+        if not (s.recording and s.live and pipeline is not None):
+            self._overload = None
+            return
+        if self._overload is None:
+            self._overload = OverloadMonitor(getattr(s.info, "fps", None))
+        message = self._overload.update(pipeline.stats)
+        if message is not None:
+            self.overload_message = message
+            log.warning("%s", message)
+            self.statusBar().showMessage(message, 15000)
 
     def _refresh_seek(self) -> None:
         s = self.session
