@@ -177,3 +177,18 @@ def test_source_gives_exactly_the_engines_shape_after_a_model_swap():
         assert engine._low(frame, *want) is frame.proc  # the engine uses it as is: no second resize
     finally:
         source.stop()
+
+
+def test_python_m_ui_takes_its_defaults_from_the_run_config(monkeypatch) -> None:
+    """``python -m ui`` restates no run default: device and strength come from ``RunConfig``."""
+    import ui.__main__ as entry
+    from lowlight_rt.config import RunConfig
+
+    seen = {}
+    monkeypatch.setattr(entry, "run_viewer", lambda config, **kw: seen.update(config=config, **kw) or 0)
+    assert entry.main(["3", "--split"]) == 0
+    config, reference = seen["config"], RunConfig(source=3)
+    assert config.source == 3 and seen["mode"] == "split"
+    assert (config.device, config.strength, config.fp16) == (reference.device, reference.strength, reference.fp16)
+    assert entry.main(["--device", "cpu", "--strength", "0.25"]) == 0
+    assert (seen["config"].device, seen["config"].strength) == ("cpu", 0.25)

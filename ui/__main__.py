@@ -5,9 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
+import dataclasses
+
 from lowlight_rt.config import RunConfig
 
 from .app import run_viewer
+
+
+def _default(name: str):
+    """``RunConfig``'s default for ``name`` (the one owner of every run setting's default)."""
+    return next(f.default for f in dataclasses.fields(RunConfig) if f.name == name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -15,10 +22,10 @@ def main(argv: list[str] | None = None) -> int:
                                 "(every run option: lowlight-rt --view / --camera N)")
     p.add_argument("source", nargs="?", help="video file, image folder, URL, or camera index")
     p.add_argument("--model", "-m", help="checkpoint path or model name")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=_default("device"))
     p.add_argument("--fp32", action="store_true", help="CUDA: float32 instead of float16")
     p.add_argument("--proc-size", type=int, help="short side the network runs at")
-    p.add_argument("--strength", type=float, default=1.0)
+    p.add_argument("--strength", type=float, default=_default("strength"))
     p.add_argument("--split", action="store_true", help="start in split view")
     p.add_argument("--fullscreen", action="store_true")
     p.add_argument("--output-dir", default=".", help="where snapshots and recordings go")
