@@ -306,7 +306,7 @@ def bench_codec_floor(clip: Path, out: Path, engine: Engine, options: RunConfig,
     config = options.replace(source=str(clip), out=str(out))
     source = open_input(config, engine)
     sink = open_output(config, source)
-    source.keep_yuv = use_yuv_path(sink, config)
+    source.keep_yuv = use_yuv_path(sink, config, engine)
     n = 0
     t0, c0 = time.perf_counter(), time.process_time()
     try:

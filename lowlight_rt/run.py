@@ -136,10 +136,12 @@ def codec_choice(config: RunConfig, engine: Engine, source_codec: str | None = "
                          source_codec=source_codec)
 
 
-def use_yuv_path(sink: Sink, config: RunConfig) -> bool:
-    """Whether a job takes the YUV path: asked for, and the output is the H.264 sink writing the
-    enhanced picture alone (side by side needs the input in RGB anyway)."""
-    return bool(config.yuv) and isinstance(sink, VideoFileSink) and not config.side_by_side
+def use_yuv_path(sink: Sink, config: RunConfig, engine: Engine | None = None) -> bool:
+    """Whether a job takes the YUV path: asked for, the output is the H.264 sink writing the
+    enhanced picture alone (side by side needs the input in RGB anyway), and the engine can work on
+    4:2:0 planes (:meth:`Engine.accepts_yuv`: not on CUDA, not for models that need RGB)."""
+    return (bool(config.yuv) and isinstance(sink, VideoFileSink) and not config.side_by_side
+            and (engine is None or engine.accepts_yuv()))
 
 
 # ----------------------------------------------------------------------------------- source, sink
@@ -221,7 +223,7 @@ def open_run(config: RunConfig, engine: Engine, *, realtime: bool = False, write
     try:
         if writes:
             sinks.append(open_output(config, source, codecs=codecs))
-        yuv = bool(sinks) and use_yuv_path(sinks[0], config)
+        yuv = bool(sinks) and use_yuv_path(sinks[0], config, engine)
         pipeline = Pipeline(source, engine, [*sinks, *extra_sinks],
                             batch_size=config.batch_size(engine.device_type, realtime=realtime), yuv=yuv)
     except BaseException:

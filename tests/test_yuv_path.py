@@ -162,6 +162,9 @@ def test_side_by_side_and_non_affine_models_stay_rgb(tmp_path, clip):
     assert use_yuv_path(FakeSink(), RunConfig(yuv=False)) is False
     # a model that is not an affine operator gets RGB frames even when the pipeline asks for YUV
     engine = Engine(create_model("unet"), device="cpu", threads=1, proc_size=0)
+    # ... and the run does not ask: the capture thread converts to RGB, not the inference thread
+    assert not engine.accepts_yuv() and use_yuv_path(FakeSink(), RunConfig(), engine) is False
+    assert use_yuv_path(FakeSink(), RunConfig(), Engine(create_model("classical"), device="cpu", threads=1)) is True
     vf = first_av_frame(clip)
     frame = Frame(image=None, index=0, yuv=YuvPlanes.from_av(vf))
     out = engine.enhance([frame], yuv=True)[0]

@@ -100,7 +100,8 @@ def apply_operator_yuv(planes: YuvPlanes, offset: np.ndarray, gain: np.ndarray,
     # per-channel contiguous planes (arithmetic on interleaved channels, numpy matmul and cv2.split
     # were each several ms per frame on the 2-core machine; single-plane resizes are ~0.2 ms)
     o_grid = [np.ascontiguousarray(offset[..., c], dtype=np.float32) for c in range(3)]
-    g_grid = [np.ascontiguousarray(gain[..., min(c, gain.shape[-1] - 1)], dtype=np.float32) for c in range(3)]
+    gains = [np.ascontiguousarray(gain[..., c], dtype=np.float32) for c in range(gain.shape[-1])]
+    g_grid = [gains[min(c, len(gains) - 1)] for c in range(3)]   # a one-channel gain serves all three
     g_yy = b[0, 0] * a[0, 0] * g_grid[0] + b[0, 1] * a[1, 0] * g_grid[1] + b[0, 2] * a[2, 0] * g_grid[2]
 
     def up(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -111,8 +112,9 @@ def apply_operator_yuv(planes: YuvPlanes, offset: np.ndarray, gain: np.ndarray,
     vc = planes.v.astype(np.float32) - 128.0
     out_rgb = []
     k_half = 16.0 - 16.0 * up(g_yy, half)  # luma: constant part + chroma cross terms, at chroma resolution
+    g_half = [up(g, half) for g in gains]   # resized once per distinct gain plane
     for c in range(3):
-        o_c, g_c = up(o_grid[c], half), up(g_grid[c], half)
+        o_c, g_c = up(o_grid[c], half), g_half[min(c, len(g_half) - 1)]
         chroma_c = a[c, 1] * uc + a[c, 2] * vc
         k_half += b[0, c] * (o_c + g_c * chroma_c)
         out_rgb.append(np.clip(o_c + g_c * (a[c, 0] * yc + chroma_c), 0.0, 255.0))

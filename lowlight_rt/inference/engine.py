@@ -170,6 +170,15 @@ class Engine:
         """``"cpu"`` or ``"cuda"``."""
         return self.device.type
 
+    def accepts_yuv(self) -> bool:
+        """Whether :meth:`submit` can enhance decoded 4:2:0 planes directly (the YUV path): the CPU
+        backend with an affine-operator model. Elsewhere frames need RGB, best converted in the
+        capture thread rather than on the inference thread."""
+        from ..models.affine import AffineOperatorModel
+
+        with self._lock:
+            return self._device.type == "cpu" and isinstance(self._model, AffineOperatorModel)
+
     def set_proc_size(self, proc_size: int | None) -> None:
         if proc_size is not None and int(proc_size) < 0:
             raise ValueError("proc_size must be >= 0 or None")

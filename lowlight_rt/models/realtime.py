@@ -282,14 +282,16 @@ class RealtimeStudent(AffineOperatorModel):
         for b in range(x_half.shape[0]):
             cur = (x_half[b:b + 1].detach(), level[b:b + 1].detach(), offset[b:b + 1], gain[b:b + 1])
             prev = self._previous
-            if (prev is None or any(p.shape != c.shape or p.device != c.device for p, c in zip(prev, cur))
-                    or bool(((cur[1] - prev[1]).abs() > 0.5 * prev[1]).any())):   # new clip / scene cut
-                state = cur
+            if prev is None or any(p.shape != c.shape or p.device != c.device for p, c in zip(prev, cur)):
+                state = cur                                                   # new clip / new size
             else:
                 # change in units of the frame's brightness (mean level -> 0.25, as the network sees it),
                 # spread to the 8 neighbours: the operator is interpolated between grid cells
                 change = (cur[0] - prev[0]).abs().mean(dim=1, keepdim=True) * (0.25 / cur[1])
-                moving = local_max(change, 1) > self.motion
+                # a scene cut takes the new operator everywhere (lerp with weight 1 is exact); kept a
+                # tensor, so a GPU stream never waits for the host here
+                cut = (cur[1] - prev[1]).abs() > 0.5 * prev[1]
+                moving = (local_max(change, 1) > self.motion) | cut
                 a = torch.where(moving, 1.0, self.temporal_alpha).to(offset.dtype)
                 # the reference input follows the output: a slow drift is tracked, not accumulated
                 state = (torch.lerp(prev[0], cur[0], a), cur[1], torch.lerp(prev[2], cur[2], a),
