@@ -286,3 +286,12 @@ def test_exit_code_through_the_cli(expected, build, clip, tmp_path, not_a_direct
 
 def test_every_documented_code_is_driven_through_the_cli():
     assert {p.values[0] for p in CASES} == set(EXIT_CODES)
+
+
+@_ON_LINUX_PROC
+def test_an_output_that_cannot_be_opened_is_refused_before_any_frame(clip, tmp_path, capsys):
+    """Not even the progress bar: the output is opened for writing before the run starts (as root,
+    permission bits say nothing, so only a real open tells)."""
+    code = main(["--input", os.fspath(media.copy(clip, tmp_path / "in.mp4")), "--out", "/proc/lowlight-rt-x.mp4"])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 4 and len(lines) == 1 and lines[0].startswith("lowlight-rt: error: cannot write"), lines

@@ -42,8 +42,10 @@ _AUDIO_SEEK_MARGIN_S = 0.25
 def check_output_path(path: str | os.PathLike, input_path: str | os.PathLike | None = None) -> Path:
     """Raise ``OutputError`` (one line) unless a file can be created at ``path``.
 
-    Checks: not the input, not a directory, the folder exists and is writable, an existing file
-    is writable. Does not create anything.
+    Checks: not the input, not a directory, the folder exists and is writable, and the file can
+    really be opened for writing (a new file is created and removed again: permission bits say
+    nothing to root, nor about ``/proc`` or a read-only mount), so a run never decodes and enhances
+    frames it cannot write.
     """
     p = Path(path)
     if input_path is not None and Path(input_path).exists() and p.exists() and same_path(p, input_path):
@@ -59,6 +61,14 @@ def check_output_path(path: str | os.PathLike, input_path: str | os.PathLike | N
         raise OutputError(f"output folder is not writable: {parent}")
     if p.exists() and not os.access(p, os.W_OK):
         raise OutputError(f"output file is not writable: {path}")
+    existed = p.exists()
+    try:
+        with open(p, "ab"):
+            pass
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    if not existed:
+        p.unlink(missing_ok=True)
     return p
 
 
