@@ -11,7 +11,7 @@ from lowlight_rt.models import create_model
 from lowlight_rt.synth import LowLightParams, sample_params, simulate_low_light
 from tests import media
 from training.acceptance import criteria
-from training.data.targets import clean_target, fuse_teachers
+from training.data.targets import clean_target, fuse_teachers, set_black_point
 from training.video_eval import (block_grid, chroma_deviation, clip_share, dark_cast, enhance_video, luma,
                                  video_measures)
 
@@ -118,6 +118,28 @@ def test_clean_target_neutral_blacks_kept_highlights_exposure_limit():
     assert abs(out[:, 48:].mean() / 255 - 0.8) < 0.05                   # lit half back to the input
     bright = clean_target(np.full((8, 8, 3), 0.1, np.float32), np.full((8, 8, 3), 0.9, np.float32), denoise=0)
     assert abs(luma(bright).mean() / 255 - 0.42) < 0.01                 # exposure limited
+
+
+
+def test_black_point_darkens_lifted_blacks_and_keeps_brightness():
+    low = np.full((32, 64, 3), 0.005, np.float32)           # left half: black, no signal
+    low[:, 32:] = np.linspace(0.05, 0.3, 32, dtype=np.float32)[None, :, None]
+    target = np.empty_like(low)
+    target[:, :32] = 0.2                                     # the teacher lifted black to grey 51
+    target[:, 32:] = np.linspace(0.3, 0.9, 32, dtype=np.float32)[None, :, None]
+    out = set_black_point(low, target)
+    y_in, y_out = target @ np.array([0.299, 0.587, 0.114], np.float32), out @ np.array([0.299, 0.587, 0.114], np.float32)
+    assert y_out[:, :32].mean() < 0.1                        # black is dark again (0.2 before) ...
+    assert y_out[:, :32].mean() > 0.02                       # ... with a soft toe, not a clip to 0
+    assert np.all(np.diff(y_out[0, 32:]) > 0)                # the lit half keeps its order (monotone curve)
+    assert y_out[:, 32:].mean() > y_in[:, 32:].mean() - 0.05 # and about its brightness
+    assert out.max() <= 1.0 and out[0, -1].mean() >= 0.88              # highlights not dimmed
+    # nothing to do where the teacher kept black black, or where the input shows no black at all
+    kept = target.copy()
+    kept[:, :32] = 0.01
+    assert np.array_equal(set_black_point(low, kept), kept)
+    lit = np.full((8, 8, 3), 0.5, np.float32)
+    assert abs(float(set_black_point(lit, lit).mean()) - 0.5) < 0.02
 
 
 # -- the gate ----------------------------------------------------------------------------------------
