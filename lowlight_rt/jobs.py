@@ -72,7 +72,7 @@ def run_job(config: RunConfig, engine: Engine, model_name: str = "") -> int:
         raise
     source, pipeline, sink = run.source, run.pipeline, run.sinks[0]
     try:
-        bar = None if config.quiet else _progress_bar(source, out_path)
+        bar = None if config.quiet else _progress_bar(source, out_path, config.max_frames)
         monitor = OverloadMonitor(source.info.fps) if source.info.is_live else None
         progress = _progress_callback(bar, monitor)
     except BaseException:  # e.g. SIGTERM right now: close the output (nothing written: remove it)
@@ -171,8 +171,12 @@ class _Progress:
         self.bar.close()
 
 
-def _progress_bar(source: Source, out: Path) -> _Progress:
-    return _Progress(source.info.frame_count, desc=out.name)
+def _progress_bar(source: Source, out: Path, max_frames: int | None = None) -> _Progress:
+    """The bar's total is the frames this run will write: the source's count, capped by ``--max-frames``."""
+    total = source.info.frame_count
+    if max_frames is not None:
+        total = max_frames if total is None else min(total, max_frames)
+    return _Progress(total, desc=out.name)
 
 
 def _finish(bar: _Progress | None, stats: PipelineStats, config: RunConfig, engine: Engine,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -116,3 +117,21 @@ def test_headless_recording_says_encoding_overloaded_once(tmp_path, monkeypatch,
     warnings = [line for line in err.splitlines() if "lowlight-rt: warning: encoding overloaded" in line]
     assert len(warnings) == 1, err
     assert "warning         encoding overloaded" in err  # and in the summary
+
+
+def test_progress_bar_total_is_capped_by_max_frames():
+    from types import SimpleNamespace
+
+    from lowlight_rt.jobs import _progress_bar
+
+    def total(frame_count, max_frames):
+        bar = _progress_bar(SimpleNamespace(info=SimpleNamespace(frame_count=frame_count)), Path("o.mp4"), max_frames)
+        try:
+            return bar.bar.total
+        finally:
+            bar.close()
+
+    assert total(300, 10) == 10
+    assert total(300, None) == 300
+    assert total(None, 10) == 10          # a live source: the cap is the only total
+    assert total(5, 10) == 5
