@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 from . import __version__
 from .config import MIN_PROC_SIZE, STREAM_RETRIES, STREAM_TIMEOUT_S, X264_CRF, X264_PRESET, X264_PRESETS, RunConfig
 from .errors import (DOCUMENTED_EXIT_CODES, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE,
-                     InputError, LowlightError, OutputError, Terminated)
+                     InputError, LowlightError, OutputError, Terminated, error_line, one_line)
 
 EPILOG = "exit codes:\n" + "".join(f"  {code:<4d} {text}\n" for code, text in DOCUMENTED_EXIT_CODES.items()) + """
 examples:
@@ -206,12 +206,12 @@ def main(argv: Sequence[str] | None = None, *, viewer: ViewerHooks | None = None
     except LowlightError as e:
         if debug:
             traceback.print_exc()
-        print(f"lowlight-rt: error: {_one_line(e)}", file=sys.stderr)
+        print(error_line("lowlight-rt", e), file=sys.stderr)
         return e.exit_code
     except Exception as e:  # a bug: still one line unless --debug
         if debug:
             traceback.print_exc()
-        print(f"lowlight-rt: internal error: {type(e).__name__}: {_one_line(e)} (run with --debug for details)",
+        print(f"lowlight-rt: internal error: {type(e).__name__}: {one_line(e)} (run with --debug for details)",
               file=sys.stderr)
         return EXIT_INTERNAL
     finally:
@@ -254,11 +254,6 @@ def _restore_sigterm_handler(previous) -> None:
         signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
     except (ValueError, OSError):
         pass
-
-
-def _one_line(error: BaseException) -> str:
-    """``str(error)`` with newlines and runs of spaces collapsed (stderr gets exactly one line)."""
-    return " ".join(str(error).split())
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:

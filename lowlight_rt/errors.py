@@ -82,3 +82,13 @@ class Terminated(KeyboardInterrupt):
     A ``KeyboardInterrupt`` so that it unwinds exactly like Ctrl-C: the pipeline finalises every
     output before it propagates. The CLI then exits with :data:`EXIT_TERMINATED` (143).
     """
+
+
+def one_line(error: BaseException) -> str:
+    """``str(error)`` with newlines and runs of spaces collapsed (stderr gets exactly one line)."""
+    return " ".join(str(error).split())
+
+
+def error_line(prog: str, error: BaseException) -> str:
+    """The line a command prints for a user error: ``"PROG: error: MESSAGE"``."""
+    return f"{prog}: error: {one_line(error)}"

@@ -140,7 +140,7 @@ def test_detail_denoise_lowers_the_detail_gain_on_flat_noisy_areas_only() -> Non
         _student(detail_denoise=-1.0)
 
 
-def test_export_student_changes_settings_not_weights(tmp_path) -> None:
+def test_export_student_changes_settings_not_weights(tmp_path, capsys) -> None:
     from lowlight_rt.errors import UsageError
     from lowlight_rt.models import load_checkpoint
     from training.export_student import export, main
@@ -155,4 +155,7 @@ def test_export_student_changes_settings_not_weights(tmp_path) -> None:
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), trained.state_dict().values()))
     with pytest.raises(UsageError):
         export(str(src), str(dst), {"no_such_option": 1})
+    capsys.readouterr()
     assert main([str(src), str(dst), "--set", "oops"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("python -m training.export_student: error: ")

@@ -159,6 +159,7 @@ def test_missing_teacher_weights_is_a_clear_error(paired: Path, tmp_path: Path, 
     assert rc == InputError.exit_code
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "teacher" in err[0] and "training.teacher" in err[0]
+    assert err[0].startswith("python -m training.distill: error: ")     # which tool said it
 
 
 def test_unknown_preset_is_a_clear_error(paired: Path, tmp_path: Path, capsys) -> None:

@@ -33,7 +33,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from lowlight_rt.errors import LowlightError
+from lowlight_rt.errors import LowlightError, error_line
 from lowlight_rt.models import create_model
 
 from .data.layout import VAL_CLIP
@@ -227,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = run(args.student, Path(args.data), Path(args.shared), Path(args.out), args.teacher,
                      args.grid, args.max_frames)
     except LowlightError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(error_line("python -m training.acceptance", e), file=sys.stderr)
         return e.exit_code
     return 0 if report["pass"] else 1
 

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from lowlight_rt.errors import InputError, LowlightError, ModelError, OutputError
+from lowlight_rt.errors import InputError, LowlightError, ModelError, OutputError, error_line
 from lowlight_rt.models import EnhancementModel, load_checkpoint
 from lowlight_rt.models.base import resize
 
@@ -402,7 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LowlightError as e:
         if args.debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print(error_line("python -m training.evaluate", e), file=sys.stderr)
         return e.exit_code
     return 0
 

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import yaml
 
-from lowlight_rt.errors import UsageError
+from lowlight_rt.errors import UsageError, error_line
 from lowlight_rt.models import create_model, load_checkpoint, save_checkpoint
 
 
@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = export(args.src, args.dst, dict(parse_setting(s) for s in args.set),
                         dict(parse_setting(s) for s in args.provenance))
     except Exception as exc:  # noqa: BLE001 - one line, like the runtime
-        print(f"error: {exc}", file=sys.stderr)
+        print(error_line("python -m training.export_student", exc), file=sys.stderr)
         return getattr(exc, "exit_code", 1)
     print(f"wrote {args.dst}: {config}")
     return 0

@@ -33,6 +33,7 @@ idempotent (existing links and frames are kept).
 from __future__ import annotations
 
 import argparse
+import sys
 import json
 import os
 from pathlib import Path
@@ -40,7 +41,7 @@ from typing import Sequence
 
 import numpy as np
 
-from lowlight_rt.errors import InputError
+from lowlight_rt.errors import InputError, error_line
 
 from .io import list_images, read_image
 from .sice import group_scenes, thumbnail
@@ -188,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         print(json.dumps(build_layout(args.shared, args.out, frame_step=args.frame_step, val_clip=args.val_clip), indent=1))
     except InputError as e:
-        print(f"error: {e}")
+        print(error_line("python -m training.data.layout", e), file=sys.stderr)
         return e.exit_code
     return 0
 

@@ -30,6 +30,7 @@ and cleaned, and the result is written as a paired folder ``OUT/low`` (links to 
 from __future__ import annotations
 
 import argparse
+import sys
 import logging
 from pathlib import Path
 from typing import Sequence
@@ -38,7 +39,7 @@ import cv2
 import numpy as np
 import torch
 
-from lowlight_rt.errors import InputError, LowlightError
+from lowlight_rt.errors import InputError, LowlightError, error_line
 
 from .cache import TeacherCache
 from .io import list_images, read_image
@@ -194,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                           denoise=args.denoise,
                           black_floor=None if args.black_floor < 0 else args.black_floor, device=args.device)
     except LowlightError as e:
-        print(f"error: {e}")
+        print(error_line("python -m training.data.targets", e), file=sys.stderr)
         return e.exit_code
     print(f"wrote {n} targets into {args.out}/high")
     return 0

@@ -7,7 +7,7 @@ import logging
 import sys
 from typing import Sequence
 
-from lowlight_rt.errors import EXIT_INTERRUPTED, InputError, LowlightError
+from lowlight_rt.errors import EXIT_INTERRUPTED, InputError, LowlightError, error_line
 
 from ..ddp import cleanup, init_distributed
 from .config import list_presets, load_preset, teacher_recipe
@@ -44,7 +44,8 @@ def main(argv: Sequence[str] | None, role: str) -> int:
     """Parse, train, and map errors to exit codes (one line on stderr); 130 after Ctrl-C (state saved)."""
     args = build_parser(role).parse_args(argv)
     if args.epochs is not None and args.epochs < 1:
-        print("error: --epochs must be >= 1", file=sys.stderr)
+        print(f"python -m training.{'distill' if role == 'student' else 'teacher'}: error: --epochs must be >= 1",
+              file=sys.stderr)
         return 2
     from .loop import Trainer
 
@@ -77,7 +78,7 @@ def main(argv: Sequence[str] | None, role: str) -> int:
     except LowlightError as e:
         if args.debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print(error_line(f"python -m training.{'distill' if role == 'student' else 'teacher'}", e), file=sys.stderr)
         return e.exit_code
     finally:
         if info is not None:
