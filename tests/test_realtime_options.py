@@ -159,3 +159,26 @@ def test_export_student_changes_settings_not_weights(tmp_path, capsys) -> None:
     assert main([str(src), str(dst), "--set", "oops"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("python -m training.export_student: error: ")
+
+
+@torch.no_grad()
+def test_lift_limit_keeps_a_black_sky_dark_beside_a_lit_building() -> None:
+    x = torch.zeros(1, 3, 48, 64)
+    x[..., :, 40:] = 0.7                                     # a lit building on the right, black sky on the left
+    plain = _student()
+    limited = _student(lift_limit=4.0)
+    limited.load_state_dict(plain.state_dict())
+    with torch.no_grad():                                    # a network that lifts black to grey 0.3
+        for m in (plain, limited):
+            m.head.bias[:3].fill_(-0.85)
+            m.head.weight[:3].zero_()
+    sky_plain = plain.enhance(x, x)[..., :, :24]
+    sky = limited.enhance(x, x)[..., :, :24]
+    assert float(sky_plain.mean()) > 0.25
+    assert float(sky.max()) <= 0.03 + 1e-4                   # capped at the black floor where nothing is lit
+    building = (..., slice(None), slice(48, None))
+    assert torch.allclose(limited.enhance(x, x)[building], plain.enhance(x, x)[building], atol=1e-5)
+    dim = 0.02 + 0.01 * torch.rand(1, 3, 48, 64)             # a dark night frame is not limited: ratio is large
+    assert torch.allclose(limited.enhance(dim, dim), plain.enhance(dim, dim), atol=1e-5)
+    with pytest.raises(ValueError):
+        _student(lift_limit=-1.0)

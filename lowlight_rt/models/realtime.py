@@ -150,6 +150,12 @@ class RealtimeStudent(AffineOperatorModel):
             estimate on the network's input): where the picture is flat at the grid's scale, the
             detail finer than the grid is mostly noise and is not brightened (a guided filter's
             rule). ``0`` disables it.
+        lift_limit: ``c``: no grid cell's base brighter (max over colours, hue kept) than
+            ``0.03 + c * ratio * m``, ``m`` the largest 3x3 mean of the input (max over colours) in the cell
+            and its 8 neighbours (the mean first, so noise in a dark sky does not turn into speckle) and
+            ``ratio`` the normalising gain (0.25 / mean level): what the input shows as black (a night sky
+            beside a floodlit building) stays dark instead of taking the grey the network spreads from
+            its bright neighbours. ``0`` disables it.
     """
 
     default_proc_size = 256  # class-level default; the ``default_proc_size`` option overrides per instance
@@ -160,14 +166,18 @@ class RealtimeStudent(AffineOperatorModel):
                  default_proc_size: int = 256, color_prior: bool = False,
                  grey_black: float = 0.0, grey_colour: float = 0.0, highlight_guard: bool = False,
                  keep_gate: bool = False, temporal_alpha: float = 1.0, motion: float = 0.03,
-                 keep_from: float = 0.0, keep_full: float = 0.0, detail_denoise: float = 0.0) -> None:
+                 keep_from: float = 0.0, keep_full: float = 0.0, detail_denoise: float = 0.0,
+                 lift_limit: float = 0.0) -> None:
         super().__init__(width=width, depth=depth, gain_channels=gain_channels, train_scale=train_scale,
                          default_proc_size=default_proc_size, color_prior=bool(color_prior),
                          grey_black=float(grey_black), grey_colour=float(grey_colour),
                          highlight_guard=bool(highlight_guard), keep_gate=bool(keep_gate),
                          temporal_alpha=float(temporal_alpha), motion=float(motion),
                          keep_from=float(keep_from), keep_full=float(keep_full),
-                         detail_denoise=float(detail_denoise))
+                         detail_denoise=float(detail_denoise), lift_limit=float(lift_limit))
+        if lift_limit < 0:
+            raise ValueError("lift_limit must be >= 0")
+        self.lift_limit = float(lift_limit)
         if keep_full and not 0.0 <= keep_from < keep_full <= 1.0:
             raise ValueError("need 0 <= keep_from < keep_full <= 1 (or keep_full=0 to disable)")
         self.keep_from, self.keep_full = float(keep_from), float(keep_full)
@@ -248,6 +258,10 @@ class RealtimeStudent(AffineOperatorModel):
             base = base * chroma[..., :gh, :gw]
         if self.highlight_guard:   # hue-preserving roll-off: no channel of the base above 0.98
             base = base * (0.98 / base.amax(dim=1, keepdim=True).clamp_min(0.98))
+        if self.lift_limit > 0:   # black stays black: a cell is at most c x ratio x its brightest neighbour
+            v = F.avg_pool2d(x_half.amax(dim=1, keepdim=True), 3, stride=1, padding=1, count_include_pad=False)
+            cap = 0.03 + self.lift_limit * ratio * local_max(v, 1)   # mean first: noise makes no speckle
+            base = base * (cap / base.amax(dim=1, keepdim=True).clamp_min(1e-6)).clamp(max=1.0)
         gain = F.softplus(out[:, 3:]) * ratio  # detail gain relative to the normalising gain
         if self.detail_denoise > 0:   # flat at the grid's scale: the finer detail is noise
             sigma = estimate_noise_sigma(x).mean(dim=1).view(-1, 1, 1, 1)
