@@ -41,3 +41,15 @@ def test_the_shipped_student_brightens_dark_frames_and_leaves_well_lit_ones() ->
     model.reset_state()
     lit = full.clamp(0, 1)
     assert float((model.enhance(lit, lit) - lit).abs().max()) < 2 / 255
+
+
+@torch.no_grad()
+def test_the_shipped_student_keeps_a_night_sky_dark_beside_a_lit_building() -> None:
+    model, _ = load_model("realtime")
+    model.reset_state()
+    frame = torch.full((1, 3, 192, 256), 0.004)
+    frame[..., 96:, 128:] = torch.tensor([0.75, 0.55, 0.3]).view(1, 3, 1, 1)   # a floodlit facade
+    out = model.enhance(frame, frame)
+    sky = out[..., :64, :96]                                                # far from the lit part
+    assert float(sky.mean()) < 0.06, float(sky.mean())
+    assert float(out[..., 128:, 176:].mean()) > 0.4                         # the facade stays lit
