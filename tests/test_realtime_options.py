@@ -182,3 +182,29 @@ def test_lift_limit_keeps_a_black_sky_dark_beside_a_lit_building() -> None:
     assert torch.allclose(limited.enhance(dim, dim), plain.enhance(dim, dim), atol=1e-5)
     with pytest.raises(ValueError):
         _student(lift_limit=-1.0)
+
+
+def test_export_student_mix_averages_two_fine_tunes(tmp_path, capsys) -> None:
+    from lowlight_rt.models import load_checkpoint
+    from training.export_student import main
+
+    a = _student(keep_gate=True)
+    torch.manual_seed(5)
+    b = create_model("realtime", width=4, depth=1, keep_gate=True).eval()
+    pa = save_checkpoint(tmp_path / "a.pt", a, {"preset": "a"})
+    pb = save_checkpoint(tmp_path / "b.pt", b, {"preset": "b"})
+    dst = tmp_path / "mix.pt"
+    assert main([str(pa), str(dst), "--mix", f"{pb}=0.25", "--set", "lift_limit=4.0"]) == 0
+    mixed, meta = load_checkpoint(dst)
+    sa, sb = a.state_dict(), b.state_dict()
+    for k, v in mixed.state_dict().items():
+        assert torch.allclose(v, 0.75 * sa[k] + 0.25 * sb[k], atol=1e-6), k
+    assert meta["preset"] == "a" and meta["export"]["mix"] == {"with": str(pb), "weight": 0.25}
+    assert mixed.config["lift_limit"] == 4.0
+    other = save_checkpoint(tmp_path / "c.pt", create_model("realtime", width=8, depth=1).eval(), {})
+    capsys.readouterr()
+    assert main([str(pa), str(dst), "--mix", f"{other}=0.5"]) == 2           # not the same network
+    assert main([str(pa), str(dst), "--mix", f"{pb}=1.5"]) == 2              # weight outside [0, 1]
+    assert main([str(pa), str(dst), "--mix", f"{pb}"]) == 2                  # no weight
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(e.startswith("python -m training.export_student: error: --mix") for e in err)

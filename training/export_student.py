@@ -5,8 +5,10 @@
 
 ``--set`` changes config options that do not change the weights (operator steps applied after the
 network: detail denoising, the exposure floor of the keep gate, the temporal filter). The weights
-are copied unchanged (subnormals flushed, as every checkpoint write does); the metadata keeps the
-training record and adds ``export`` (source file, settings changed, date).
+are copied unchanged (subnormals flushed, as every checkpoint write does), unless ``--mix OTHER=A``
+averages them with another checkpoint of the same architecture trained from the same start
+(``(1 - A) * src + A * other``, a two-model "soup": it lands between the two fine-tunes' behaviour);
+the metadata keeps the training record and adds ``export`` (source file, mix, settings changed, date).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import datetime
 import sys
 from typing import Any, Sequence
 
+import torch
 import yaml
 
 from lowlight_rt.errors import UsageError, error_line
@@ -30,12 +33,24 @@ def parse_setting(text: str) -> tuple[str, Any]:
     return name.strip(), yaml.safe_load(value)
 
 
-def export(src: str, dst: str, settings: dict[str, Any], provenance: dict[str, Any] | None = None) -> dict[str, Any]:
+def export(src: str, dst: str, settings: dict[str, Any], provenance: dict[str, Any] | None = None,
+           mix: tuple[str, float] | None = None) -> dict[str, Any]:
     """Write ``src``'s network with ``settings`` applied to its config to ``dst``; returns the config.
 
     ``provenance``: entries that replace those of the checkpoint's ``provenance`` record (e.g. a
-    description corrected after training)."""
+    description corrected after training). ``mix``: ``(other, a)``, weights ``(1 - a) src + a other``."""
     model, meta = load_checkpoint(src)
+    if mix is not None:
+        other_path, a = mix
+        if not 0.0 <= a <= 1.0:
+            raise UsageError(f"--mix weight must be in [0, 1], got {a}")
+        other, _ = load_checkpoint(other_path)
+        ours, theirs = model.state_dict(), other.state_dict()
+        if other.arch_name != model.arch_name or ours.keys() != theirs.keys() or any(
+                ours[k].shape != theirs[k].shape for k in ours):
+            raise UsageError(f"--mix: {other_path} is not the same network as {src}")
+        model.load_state_dict({k: torch.lerp(v, theirs[k].to(v.dtype), a) if v.is_floating_point() else v
+                               for k, v in ours.items()})
     unknown = sorted(set(settings) - set(model.config))
     if unknown:
         raise UsageError(f"{model.arch_name} has no option {', '.join(unknown)}")
@@ -44,7 +59,8 @@ def export(src: str, dst: str, settings: dict[str, Any], provenance: dict[str, A
     shipped.load_state_dict(model.state_dict(), strict=True)
     if provenance:
         meta = {**meta, "provenance": {**(meta.get("provenance") or {}), **provenance}}
-    meta = {**meta, "export": {"from": src, "settings": settings,
+    meta = {**meta, "export": {"from": src, **({"mix": {"with": mix[0], "weight": mix[1]}} if mix else {}),
+                               "settings": settings,
                                "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}}
     meta.pop("git_revision", None)  # the revision that exports it (filled in by save_checkpoint)
     save_checkpoint(dst, shipped.eval(), meta)
@@ -59,10 +75,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="config option to change (repeatable)")
     parser.add_argument("--provenance", action="append", default=[], metavar="KEY=VALUE",
                         help="replace an entry of the checkpoint's provenance record (repeatable)")
+    parser.add_argument("--mix", metavar="OTHER=WEIGHT", default=None,
+                        help="average the weights with another checkpoint of the same network: (1-W) src + W other")
     args = parser.parse_args(argv)
     try:
+        mix = None
+        if args.mix is not None:
+            other, sep, weight = args.mix.rpartition("=")   # the path may hold '=', the weight does not
+            try:
+                mix = (other, float(weight)) if sep and other else None
+            except ValueError:
+                mix = None
+            if mix is None:
+                raise UsageError(f"--mix expects OTHER=WEIGHT with a number, got {args.mix!r}")
         config = export(args.src, args.dst, dict(parse_setting(s) for s in args.set),
-                        dict(parse_setting(s) for s in args.provenance))
+                        dict(parse_setting(s) for s in args.provenance), mix)
     except Exception as exc:  # noqa: BLE001 - one line, like the runtime
         print(error_line("python -m training.export_student", exc), file=sys.stderr)
         return getattr(exc, "exit_code", 1)
