@@ -20,7 +20,8 @@ from training.engine.optim import Scheduler, build_optimizer
 from training.engine.sampler import ResumableSampler
 
 REPO = Path(__file__).resolve().parents[1]
-PRESETS = ["compact_clarity", "li2022", "realtime", "realtime_contrast", "realtime_distill", "realtime_fast", "unet_gan",
+PRESETS = ["compact_clarity", "li2022", "realtime", "realtime_contrast", "realtime_distill", "realtime_fast", "realtime_small",
+           "unet_gan",
            "zero_dce"]
 
 
