@@ -81,11 +81,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         mix = None
         if args.mix is not None:
-            other, sep, weight = args.mix.rpartition("=")   # the path may hold '=', the weight does not
+            other, _, weight = args.mix.rpartition("=")   # the path may hold '=', the weight does not
             try:
-                mix = (other, float(weight)) if sep and other else None
+                mix = (other, float(weight)) if other else None
             except ValueError:
-                mix = None
+                pass
             if mix is None:
                 raise UsageError(f"--mix expects OTHER=WEIGHT with a number, got {args.mix!r}")
         config = export(args.src, args.dst, dict(parse_setting(s) for s in args.set),

@@ -256,12 +256,14 @@ class RealtimeStudent(AffineOperatorModel):
             chroma = (c + e) / (c.mean(dim=1, keepdim=True) + e)
             chroma = F.interpolate(chroma, scale_factor=4.0, mode="bilinear", align_corners=False)  # 1/8 -> 1/2
             base = base * chroma[..., :gh, :gw]
-        if self.highlight_guard:   # hue-preserving roll-off: no channel of the base above 0.98
-            base = base * (0.98 / base.amax(dim=1, keepdim=True).clamp_min(0.98))
+        # hue-preserving limits on the base's brightest channel, applied as one scale
+        limit = 0.98 if self.highlight_guard else None   # roll-off: no channel above 0.98
         if self.lift_limit > 0:   # black stays black: a cell is at most c x ratio x its brightest neighbour
             v = F.avg_pool2d(x_half.amax(dim=1, keepdim=True), 3, stride=1, padding=1, count_include_pad=False)
             cap = 0.03 + self.lift_limit * ratio * local_max(v, 1)   # mean first: noise makes no speckle
-            base = base * (cap / base.amax(dim=1, keepdim=True).clamp_min(1e-6)).clamp(max=1.0)
+            limit = cap if limit is None else cap.clamp(max=limit)
+        if limit is not None:
+            base = base * (limit / base.amax(dim=1, keepdim=True).clamp_min(1e-6)).clamp(max=1.0)
         gain = F.softplus(out[:, 3:]) * ratio  # detail gain relative to the normalising gain
         if self.detail_denoise > 0:   # flat at the grid's scale: the finer detail is noise
             sigma = estimate_noise_sigma(x).mean(dim=1).view(-1, 1, 1, 1)
