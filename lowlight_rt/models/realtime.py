@@ -121,8 +121,13 @@ class RealtimeStudent(AffineOperatorModel):
             runtime's ratio, e.g. 720 / 256 = 2.8); :meth:`forward` also accepts ``scale=``.
         default_proc_size: short side the runtime processes at by default.
         color_prior: multiply the predicted base by the input's chromaticity ``(c + e) / (mean_rgb(c) + e)``
-            of a 1/8-resolution average ``c`` (``e`` = 0.1 x frame mean, so dark noisy areas tend to
-            neutral): the network then predicts brightness and colour corrections, not colour from scratch.
+            of a ``1/prior_pool``-resolution average ``c`` (``e`` = 0.1 x frame mean, so dark noisy areas
+            tend to neutral): the network then predicts brightness and colour corrections, not colour from
+            scratch.
+        prior_pool: 8, 4 or 2: the colour prior's averaging cell in processing pixels. A coarse prior is
+            cleaner; a finer one leaves the network less blur to undo at sharp colour edges (where the
+            network's correction and a coarse prior do not line up, a lit line on a dark road gets a
+            fringe in the complementary colour).
         grey_black, grey_colour: input luma (0..1, on the operator grid) below which the output is
             grey and above which its colour is the network's (smooth in between; see
             :func:`~lowlight_rt.models.affine.neutralize_dark_chroma`): near-black areas of compressed
@@ -167,14 +172,18 @@ class RealtimeStudent(AffineOperatorModel):
                  grey_black: float = 0.0, grey_colour: float = 0.0, highlight_guard: bool = False,
                  keep_gate: bool = False, temporal_alpha: float = 1.0, motion: float = 0.03,
                  keep_from: float = 0.0, keep_full: float = 0.0, detail_denoise: float = 0.0,
-                 lift_limit: float = 0.0) -> None:
+                 lift_limit: float = 0.0, prior_pool: int = 8) -> None:
         super().__init__(width=width, depth=depth, gain_channels=gain_channels, train_scale=train_scale,
                          default_proc_size=default_proc_size, color_prior=bool(color_prior),
                          grey_black=float(grey_black), grey_colour=float(grey_colour),
                          highlight_guard=bool(highlight_guard), keep_gate=bool(keep_gate),
                          temporal_alpha=float(temporal_alpha), motion=float(motion),
                          keep_from=float(keep_from), keep_full=float(keep_full),
-                         detail_denoise=float(detail_denoise), lift_limit=float(lift_limit))
+                         detail_denoise=float(detail_denoise), lift_limit=float(lift_limit),
+                         prior_pool=int(prior_pool))
+        if prior_pool not in (2, 4, 8):
+            raise ValueError("prior_pool must be 2, 4 or 8")
+        self.prior_pool = int(prior_pool)
         if lift_limit < 0:
             raise ValueError("lift_limit must be >= 0")
         self.lift_limit = float(lift_limit)
@@ -250,11 +259,12 @@ class RealtimeStudent(AffineOperatorModel):
         # 2x2 mean (bilinear at exactly 1/2 with half-pixel centres; faster than avg_pool2d on CPU)
         x_half = F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False)[..., :gh, :gw].contiguous()
         base = torch.sigmoid(out[:, :3])
-        if self.color_prior:  # input chromaticity on a coarse (1/8) grid, smooth and nearly free of chroma noise
-            c = F.avg_pool2d(x, 8)
+        if self.color_prior:  # input chromaticity on a coarse grid, smooth and nearly free of chroma noise
+            c = F.avg_pool2d(x, self.prior_pool)
             e = 0.1 * level
             chroma = (c + e) / (c.mean(dim=1, keepdim=True) + e)
-            chroma = F.interpolate(chroma, scale_factor=4.0, mode="bilinear", align_corners=False)  # 1/8 -> 1/2
+            chroma = F.interpolate(chroma, scale_factor=self.prior_pool / 2, mode="bilinear",
+                                   align_corners=False)   # -> the operator grid (1/2)
             base = base * chroma[..., :gh, :gw]
         # hue-preserving limits on the base's brightest channel, applied as one scale
         limit = 0.98 if self.highlight_guard else None   # roll-off: no channel above 0.98
