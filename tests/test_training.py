@@ -21,8 +21,7 @@ from training.engine.sampler import ResumableSampler
 
 REPO = Path(__file__).resolve().parents[1]
 PRESETS = ["compact_clarity", "li2022", "realtime", "realtime_contrast", "realtime_distill", "realtime_fast", "realtime_small",
-           "unet_gan",
-           "zero_dce"]
+           "realtime_small_fine", "unet_gan", "zero_dce"]
 
 
 def _scene(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
