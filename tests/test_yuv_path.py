@@ -113,6 +113,20 @@ def test_operator_in_yuv_matches_the_rgb_path(clip, channels):
         assert psnr(out.y, reference.y) > 45.0
 
 
+def test_scalar_gain_operator_on_bt601_planes_writes_bt709_like_the_rgb_path(clip):
+    """A BT.601 input (most SD and untagged video) with a one-channel gain takes the fast scalar path
+    with the matrix change folded in; it must still match the RGB path."""
+    vf = first_av_frame(clip).reformat(format="yuv420p", dst_colorspace="ITU601", dst_color_range="MPEG")
+    vf.colorspace, vf.color_range = 5, 1       # SMPTE170M (BT.601), limited
+    planes = YuvPlanes.from_av(vf)
+    assert planes.matrix == "bt601"
+    offset, gain = smooth_operator(24, 40, 1, seed=3)
+    reference = rgb_to_planes(apply_operator_numpy(planes.to_rgb(), offset, gain))
+    out = apply_operator_yuv(planes, offset, gain)
+    assert out.matrix == "bt709"
+    assert psnr(out.y, reference.y) > 45.0 and planes_psnr(out, reference) > 42.0
+
+
 def test_sink_encodes_planes_as_they_are(tmp_path, clip):
     """x264 at CRF 0 is lossless in 4:2:0: what the sink got is exactly what the file holds."""
     src = FileSource(clip)

@@ -80,6 +80,9 @@ def apply_operator_yuv(planes: YuvPlanes, offset: np.ndarray, gain: np.ndarray,
     * chroma, half resolution: RGB at chroma resolution (luma area-averaged), the operator applied
       and clipped to 0..255 per channel as in the RGB path, then ``B``'s chroma rows.
 
+    A one-channel gain (the student's) takes a faster, more exact route that needs no RGB at all
+    (:func:`_apply_scalar_gain_yuv`: ``B diag(g) A = g B A``).
+
     Exact up to the interpolation of chroma (bilinear here, swscale's in the RGB path) and the
     clipping of luma (Y is clipped to 16..235; the RGB path clips each channel before the encoder's
     conversion, which differs only where the operator drives a colour out of gamut). ``lowlight-rt
@@ -97,6 +100,8 @@ def apply_operator_yuv(planes: YuvPlanes, offset: np.ndarray, gain: np.ndarray,
     half = (w_full // 2, h_full // 2)
     a = yuv_to_rgb_matrix(planes.matrix).astype(np.float32)
     b = rgb_to_yuv_matrix(out_matrix).astype(np.float32)
+    if gain.shape[-1] == 1:
+        return _apply_scalar_gain_yuv(planes, offset, gain[..., 0], b @ a, b, out_matrix)
     # per-channel contiguous planes (arithmetic on interleaved channels, numpy matmul and cv2.split
     # were each several ms per frame on the 2-core machine; single-plane resizes are ~0.2 ms)
     o_grid = [np.ascontiguousarray(offset[..., c], dtype=np.float32) for c in range(3)]
@@ -126,6 +131,57 @@ def apply_operator_yuv(planes: YuvPlanes, offset: np.ndarray, gain: np.ndarray,
         plane = 128.5 + b[row, 0] * out_rgb[0] + b[row, 1] * out_rgb[1] + b[row, 2] * out_rgb[2]
         chroma.append(np.clip(plane, 16, 240).astype(np.uint8))
     return YuvPlanes(y, chroma[0], chroma[1], out_matrix)
+
+def _apply_scalar_gain_yuv(planes: YuvPlanes, offset: np.ndarray, gain: np.ndarray, m: np.ndarray,
+                           b: np.ndarray, out_matrix: str) -> YuvPlanes:
+    """:func:`apply_operator_yuv` for a one-channel gain ``g``.
+
+    Then ``B diag(g) A = g M`` with ``M = B A`` (the identity when the input is already in
+    ``out_matrix``; otherwise luma gains small chroma terms, ``M``'s first column is ``(1, 0, 0)``)::
+
+        P' = c_P + (B o)_P + g * sum_j M_Pj (P_j - c_j)        (c = 16 for luma, 128 for chroma)
+
+    Luma is one multiply-add per sample with the operator grid resized straight to full size (plus
+    the chroma terms, at chroma resolution, for a matrix change); chroma is computed at its own
+    resolution. Exact except that RGB is not clipped per channel: luma is clipped to 16..235 and chroma
+    to 16..240, as the encoder takes them (they differ only out of gamut).
+
+    Args:
+        planes: input ``(H, W)`` / ``(H/2, W/2)`` uint8 planes.
+        offset: ``(h, w, 3)`` float32 RGB offset, 0..255 units; gain: ``(h, w)`` float32.
+        m: ``(3, 3)`` ``B A``; b: ``(3, 3)`` RGB -> YUV matrix of the output.
+    """
+    full, half = (planes.width, planes.height), (planes.u.shape[1], planes.u.shape[0])
+    o = [np.ascontiguousarray(offset[..., c], dtype=np.float32) for c in range(3)]
+    gain = np.ascontiguousarray(gain, dtype=np.float32)
+
+    def up(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        return x if x.shape[::-1] == size else cv2.resize(x, size, interpolation=cv2.INTER_LINEAR)
+
+    def bo(row: int, centre: float) -> np.ndarray:   # c_P + (B o)_P - c_P g on the operator grid
+        return b[row, 0] * o[0] + b[row, 1] * o[1] + b[row, 2] * o[2] + centre * (1.0 - gain)
+
+    g_half = up(gain, half)
+    same = bool(np.allclose(m, np.eye(3), atol=1e-6))
+    y_const = up(bo(0, 16.0), full)
+    if not same:    # luma's chroma terms, at chroma resolution
+        cross = g_half * (m[0, 1] * (planes.u.astype(np.float32) - 128.0) + m[0, 2] * (planes.v.astype(np.float32) - 128.0))
+        y_const = cv2.add(y_const, up(cross, full))
+    y = cv2.add(cv2.multiply(planes.y, up(gain, full), dtype=cv2.CV_32F), y_const, dtype=cv2.CV_8U)
+    np.clip(y, 16, 235, out=y)
+    chroma = []
+    for row in (1, 2):
+        const = up(bo(row, 128.0), half)
+        if same:
+            plane = getattr(planes, "uv"[row - 1])
+            c = cv2.add(cv2.multiply(plane, g_half, dtype=cv2.CV_32F), const, dtype=cv2.CV_8U)
+        else:
+            mixed = m[row, 1] * (planes.u.astype(np.float32) - 128.0) + m[row, 2] * (planes.v.astype(np.float32) - 128.0)
+            c = cv2.add(cv2.multiply(mixed, g_half), const + 128.0 * g_half, dtype=cv2.CV_8U)
+        np.clip(c, 16, 240, out=c)
+        chroma.append(c)
+    return YuvPlanes(y, chroma[0], chroma[1], out_matrix)
+
 
 class CpuBackend:
     """float32, ``inference_mode``, channels_last; operators applied with OpenCV."""
