@@ -208,3 +208,52 @@ def test_export_student_mix_averages_two_fine_tunes(tmp_path, capsys) -> None:
     assert main([str(pa), str(dst), "--mix", f"{pb}"]) == 2                  # no weight
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(e.startswith("python -m training.export_student: error: --mix") for e in err)
+
+
+@torch.no_grad()
+def test_lit_hue_keeps_the_colour_of_lit_areas_and_leaves_dark_ones() -> None:
+    x = torch.full((1, 3, 48, 64), 0.02)
+    x[:, 0, :, 40:], x[:, 1, :, 40:], x[:, 2, :, 40:] = 0.75, 0.55, 0.2     # a gold floodlit wall on the right
+    plain, kept = _student(), _student(lit_hue=0.15)
+    kept.load_state_dict(plain.state_dict())
+    for m in (plain, kept):                                  # a network that white-balances gold to green
+        m.head.weight[:3].zero_()
+        m.head.bias[:3] = torch.tensor([-1.0, 1.0, 1.0])
+    wall = (..., slice(8, -8), slice(48, None))
+    def rg(t: torch.Tensor) -> float:
+        return float(t[:, 0].mean() / t[:, 1].mean())
+    assert rg(plain.enhance(x, x)[wall]) < 0.6                # green: red well under green
+    assert abs(rg(kept.enhance(x, x)[wall]) - 0.75 / 0.55) < 0.05   # the input's hue
+    dark = (..., slice(None), slice(0, 24))
+    assert torch.allclose(kept.enhance(x, x)[dark], plain.enhance(x, x)[dark], atol=1e-6)
+    with pytest.raises(ValueError):
+        _student(lit_hue=0.8)
+
+
+def test_export_student_reads_a_training_state(tmp_path, capsys) -> None:
+    """``last.pt`` exports its EMA network, built from the preset the state names."""
+    from lowlight_rt.models import load_checkpoint
+    from training.engine.config import load_preset
+    from training.engine.state import save_state
+    from training.export_student import main
+
+    spec = load_preset("realtime_small")["model"]
+    torch.manual_seed(3)
+    raw, ema = (create_model(spec["arch"], **spec["config"]) for _ in range(2))
+    state = save_state(tmp_path / "last.pt", {"preset": "realtime_small", "role": "student", "epoch": 7,
+                                              "epochs": 16, "model": raw.state_dict(),
+                                              "ema": {"module": ema.state_dict(), "updates": 10, "decay": 0.9},
+                                              "history": [{"epoch": 7, "val_psnr": 18.0, "loss": 0.1}]})
+    dst = tmp_path / "realtime.pt"
+    assert main([str(state), str(dst), "--set", "lift_limit=4.0"]) == 0
+    model, meta = load_checkpoint(dst)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), ema.state_dict().values()))
+    assert meta["epoch"] == 7 and meta["preset"] == "realtime_small" and meta["val_metrics"] == {"val_psnr": 18.0}
+    assert model.config["lift_limit"] == 4.0 and model.config["width"] == 12
+    save_state(tmp_path / "bad.pt", {"preset": "realtime_small", "role": "student", "epoch": 1,
+                                     "model": create_model("realtime", width=4).state_dict(), "ema": None})
+    capsys.readouterr()
+    assert main([str(tmp_path / "bad.pt"), str(dst)]) == 5           # weights of another network
+    assert main([str(tmp_path / "missing.pt"), str(dst)]) == 5
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "do not match preset" in err[0]

@@ -9,6 +9,11 @@ are copied unchanged (subnormals flushed, as every checkpoint write does), unles
 averages them with another checkpoint of the same architecture trained from the same start
 (``(1 - A) * src + A * other``, a two-model "soup": it lands between the two fine-tunes' behaviour);
 the metadata keeps the training record and adds ``export`` (source file, mix, settings changed, date).
+
+``src`` (and ``OTHER``) may also be a resumable training state (``last.pt``): its EMA network (else
+the raw one) at the state's epoch, built from the preset the state names. ``best.pt`` is the epoch
+that scored best on the run's validation set, which is not always the one to ship (e.g. a fine-tune
+that drops a training source its validation set still contains).
 """
 
 from __future__ import annotations
@@ -21,8 +26,8 @@ from typing import Any, Sequence
 import torch
 import yaml
 
-from lowlight_rt.errors import UsageError, error_line
-from lowlight_rt.models import create_model, load_checkpoint, save_checkpoint
+from lowlight_rt.errors import ModelError, UsageError, error_line
+from lowlight_rt.models import EnhancementModel, create_model, load_checkpoint, save_checkpoint
 
 
 def parse_setting(text: str) -> tuple[str, Any]:
@@ -33,18 +38,52 @@ def parse_setting(text: str) -> tuple[str, Any]:
     return name.strip(), yaml.safe_load(value)
 
 
+def load_trained(path: str) -> tuple[EnhancementModel, dict[str, Any]]:
+    """A runtime checkpoint, or a training state's (``last.pt``) network -> ``(model, metadata)``."""
+    from lowlight_rt.models.checkpoint import read_checkpoint
+
+    try:
+        read_checkpoint(path)
+    except ModelError:
+        from training.engine.config import load_preset
+        from training.engine.state import STATE_FORMAT
+
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception:  # noqa: BLE001 - not a training state either: report the checkpoint error
+            state = None
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise
+        spec = load_preset(state["preset"])["model"]
+        model = create_model(spec["arch"], **(spec.get("config") or {}))
+        ema = state.get("ema")
+        weights = ema["module"] if ema else state["model"]
+        try:
+            model.load_state_dict(weights, strict=True)
+        except RuntimeError as e:
+            raise ModelError(f"{path}: the weights do not match preset {state['preset']!r} "
+                             f"({str(e).splitlines()[0]})") from None
+        meta = {"preset": state["preset"], "role": state.get("role"), "epoch": state.get("epoch"),
+                "epochs": state.get("epochs"), "global_step": state.get("global_step"), "ema": bool(ema),
+                "label": f"{state['preset']} {state.get('role')} (epoch {state.get('epoch')})",
+                "val_metrics": {k: float(v) for k, v in ((state.get("history") or [{}])[-1]).items()
+                                if k.startswith("val_")}}
+        return model, meta
+    return load_checkpoint(path)
+
+
 def export(src: str, dst: str, settings: dict[str, Any], provenance: dict[str, Any] | None = None,
            mix: tuple[str, float] | None = None) -> dict[str, Any]:
     """Write ``src``'s network with ``settings`` applied to its config to ``dst``; returns the config.
 
     ``provenance``: entries that replace those of the checkpoint's ``provenance`` record (e.g. a
     description corrected after training). ``mix``: ``(other, a)``, weights ``(1 - a) src + a other``."""
-    model, meta = load_checkpoint(src)
+    model, meta = load_trained(src)
     if mix is not None:
         other_path, a = mix
         if not 0.0 <= a <= 1.0:
             raise UsageError(f"--mix weight must be in [0, 1], got {a}")
-        other, _ = load_checkpoint(other_path)
+        other, _ = load_trained(other_path)
         ours, theirs = model.state_dict(), other.state_dict()
         if other.arch_name != model.arch_name or ours.keys() != theirs.keys() or any(
                 ours[k].shape != theirs[k].shape for k in ours):
@@ -69,7 +108,7 @@ def export(src: str, dst: str, settings: dict[str, Any], provenance: dict[str, A
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.export_student", description=__doc__.splitlines()[0])
-    parser.add_argument("src", help="trained checkpoint (best.pt)")
+    parser.add_argument("src", help="trained checkpoint (best.pt) or training state (last.pt)")
     parser.add_argument("dst", help="runtime checkpoint to write (e.g. assets/models/realtime.pt)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="config option to change (repeatable)")

@@ -40,6 +40,8 @@ from torch import nn
 from .affine import (AffineOperatorModel, apply_affine_operator, guard_highlights, local_max,
                      neutralize_dark_chroma)
 from .classical import estimate_noise_sigma
+
+_LUMA = (0.299, 0.587, 0.114)
 from .registry import register_model
 
 
@@ -128,6 +130,11 @@ class RealtimeStudent(AffineOperatorModel):
             cleaner; a finer one leaves the network less blur to undo at sharp colour edges (where the
             network's correction and a coarse prior do not line up, a lit line on a dark road gets a
             fringe in the complementary colour).
+        lit_hue: ``l``: where the input is already lit (its brightest colour on the operator grid above
+            ``l``, fully from ``2 l``; absolute 0..1 units) the base keeps the input's hue at the
+            network's brightness: a lamp, a floodlit wall or a gold tower is exposed and coloured by
+            its light, and is not white-balanced (the network learned to remove casts from dark
+            pictures; on lit night scenes it turned gold to green). ``0`` disables it.
         grey_black, grey_colour: input luma (0..1, on the operator grid) below which the output is
             grey and above which its colour is the network's (smooth in between; see
             :func:`~lowlight_rt.models.affine.neutralize_dark_chroma`): near-black areas of compressed
@@ -172,7 +179,7 @@ class RealtimeStudent(AffineOperatorModel):
                  grey_black: float = 0.0, grey_colour: float = 0.0, highlight_guard: bool = False,
                  keep_gate: bool = False, temporal_alpha: float = 1.0, motion: float = 0.03,
                  keep_from: float = 0.0, keep_full: float = 0.0, detail_denoise: float = 0.0,
-                 lift_limit: float = 0.0, prior_pool: int = 8) -> None:
+                 lift_limit: float = 0.0, prior_pool: int = 8, lit_hue: float = 0.0) -> None:
         super().__init__(width=width, depth=depth, gain_channels=gain_channels, train_scale=train_scale,
                          default_proc_size=default_proc_size, color_prior=bool(color_prior),
                          grey_black=float(grey_black), grey_colour=float(grey_colour),
@@ -180,7 +187,10 @@ class RealtimeStudent(AffineOperatorModel):
                          temporal_alpha=float(temporal_alpha), motion=float(motion),
                          keep_from=float(keep_from), keep_full=float(keep_full),
                          detail_denoise=float(detail_denoise), lift_limit=float(lift_limit),
-                         prior_pool=int(prior_pool))
+                         prior_pool=int(prior_pool), lit_hue=float(lit_hue))
+        if not 0.0 <= lit_hue <= 0.5:
+            raise ValueError("lit_hue must be in [0, 0.5]")
+        self.lit_hue = float(lit_hue)
         if prior_pool not in (2, 4, 8):
             raise ValueError("prior_pool must be 2, 4 or 8")
         self.prior_pool = int(prior_pool)
@@ -266,6 +276,13 @@ class RealtimeStudent(AffineOperatorModel):
             chroma = F.interpolate(chroma, scale_factor=self.prior_pool / 2, mode="bilinear",
                                    align_corners=False)   # -> the operator grid (1/2)
             base = base * chroma[..., :gh, :gw]
+        if self.lit_hue > 0:   # lit areas keep the input's hue: a gold tower is not white-balanced to green
+            v = x_half.amax(dim=1, keepdim=True)
+            t = ((v - self.lit_hue) / self.lit_hue).clamp(0, 1)          # from lit_hue to 2 x lit_hue
+            w = t * t * (3 - 2 * t)
+            luma = base.new_tensor(_LUMA).view(1, 3, 1, 1)
+            same_hue = x_half * ((base * luma).sum(1, keepdim=True) / ((x_half * luma).sum(1, keepdim=True) + 1e-4))
+            base = torch.lerp(base, same_hue, w)
         # hue-preserving limits on the base's brightest channel, applied as one scale
         limit = 0.98 if self.highlight_guard else None   # roll-off: no channel above 0.98
         if self.lift_limit > 0:   # black stays black: a cell is at most c x ratio x its brightest neighbour
