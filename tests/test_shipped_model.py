@@ -23,7 +23,7 @@ def test_the_shipped_student_is_the_default_and_describes_itself() -> None:
         if t.is_floating_point():
             assert not bool(((t != 0) & (t.abs() < torch.finfo(torch.float32).tiny)).any()), f"subnormals in {name}"
     meta = info["metadata"]
-    assert meta["preset"] == "realtime_distill" and meta["git_revision"]
+    assert meta["preset"] == "realtime_small_fine" and meta["git_revision"] and meta["train_data"]
     assert {t["name"] for t in meta["provenance"]["teachers"]} == {"iat", "cpga_net_plus", "lyt_net"}
     assert meta["export"]["settings"] == {k: model.config[k] for k in meta["export"]["settings"]}
 
@@ -53,3 +53,15 @@ def test_the_shipped_student_keeps_a_night_sky_dark_beside_a_lit_building() -> N
     sky = out[..., :64, :96]                                                # far from the lit part
     assert float(sky.mean()) < 0.06, float(sky.mean())
     assert float(out[..., 128:, 176:].mean()) > 0.4                         # the facade stays lit
+
+
+@torch.no_grad()
+def test_the_shipped_student_keeps_a_gold_floodlit_wall_gold() -> None:
+    """Lit areas keep their hue (``lit_hue``): the small student alone turned a gold tower green."""
+    model, _ = load_model(None)
+    model.reset_state()
+    frame = torch.full((1, 3, 192, 256), 0.01)
+    frame[:, 0, 40:150, 150:230], frame[:, 1, 40:150, 150:230], frame[:, 2, 40:150, 150:230] = 0.75, 0.55, 0.2
+    wall = model.enhance(frame, frame)[:, :, 60:130, 170:210].mean(dim=(2, 3))[0]
+    r, g, b = wall.tolist()
+    assert r > g > b and r / g > 1.2

@@ -11,7 +11,8 @@ averages them with another checkpoint of the same architecture trained from the 
 the metadata keeps the training record and adds ``export`` (source file, mix, settings changed, date).
 
 ``src`` (and ``OTHER``) may also be a resumable training state (``last.pt``): its EMA network (else
-the raw one) at the state's epoch, built from the preset the state names. ``best.pt`` is the epoch
+the raw one) at the state's epoch, built from the preset the state names, with the run's record (data, teachers,
+provenance) from the ``best.pt`` beside it. ``best.pt`` is the epoch
 that scored best on the run's validation set, which is not always the one to ship (e.g. a fine-tune
 that drops a training source its validation set still contains).
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import sys
+from pathlib import Path
 from typing import Any, Sequence
 
 import torch
@@ -63,7 +65,19 @@ def load_trained(path: str) -> tuple[EnhancementModel, dict[str, Any]]:
         except RuntimeError as e:
             raise ModelError(f"{path}: the weights do not match preset {state['preset']!r} "
                              f"({str(e).splitlines()[0]})") from None
-        meta = {"preset": state["preset"], "role": state.get("role"), "epoch": state.get("epoch"),
+        # the run's record (data, teachers, losses, provenance) is in the best.pt written beside it
+        record: dict[str, Any] = {}
+        best = Path(path).with_name("best.pt")
+        if best.is_file():
+            try:
+                record = read_checkpoint(best)["metadata"]
+            except ModelError:
+                record = {}
+            if record.get("preset") != state["preset"]:
+                record = {}
+        record = {k: v for k, v in record.items() if k not in ("date", "git_revision", "num_parameters",
+                                                               "lowlight_rt_version")}
+        meta = {**record, "preset": state["preset"], "role": state.get("role"), "epoch": state.get("epoch"),
                 "epochs": state.get("epochs"), "global_step": state.get("global_step"), "ema": bool(ema),
                 "label": f"{state['preset']} {state.get('role')} (epoch {state.get('epoch')})",
                 "val_metrics": {k: float(v) for k, v in ((state.get("history") or [{}])[-1]).items()
