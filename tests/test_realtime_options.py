@@ -211,7 +211,7 @@ def test_export_student_mix_averages_two_fine_tunes(tmp_path, capsys) -> None:
 
 
 @torch.no_grad()
-def test_lit_hue_keeps_the_colour_of_lit_areas_and_leaves_dark_ones() -> None:
+def test_lit_hue_keeps_the_colour_of_lit_areas_and_their_rim_and_leaves_dark_ones() -> None:
     x = torch.full((1, 3, 48, 64), 0.02)
     x[:, 0, :, 40:], x[:, 1, :, 40:], x[:, 2, :, 40:] = 0.75, 0.55, 0.2     # a gold floodlit wall on the right
     plain, kept = _student(), _student(lit_hue=0.15)
@@ -224,6 +224,9 @@ def test_lit_hue_keeps_the_colour_of_lit_areas_and_leaves_dark_ones() -> None:
         return float(t[:, 0].mean() / t[:, 1].mean())
     assert rg(plain.enhance(x, x)[wall]) < 0.6                # green: red well under green
     assert abs(rg(kept.enhance(x, x)[wall]) - 0.75 / 0.55) < 0.05   # the input's hue
+    rim = (..., slice(8, -8), slice(38, 40))                 # the grid cell beside the wall (2 px per cell)
+    assert rg(plain.enhance(x, x)[rim]) < 0.3                 # took the complement: a cyan rim
+    assert rg(kept.enhance(x, x)[rim]) > 0.8                  # the dark road's own (grey) hue
     dark = (..., slice(None), slice(0, 24))
     assert torch.allclose(kept.enhance(x, x)[dark], plain.enhance(x, x)[dark], atol=1e-6)
     with pytest.raises(ValueError):

@@ -131,8 +131,10 @@ class RealtimeStudent(AffineOperatorModel):
             network's correction and a coarse prior do not line up, a lit line on a dark road gets a
             fringe in the complementary colour).
         lit_hue: ``l``: where the input is already lit (its brightest colour on the operator grid above
-            ``l``, fully from ``2 l``; absolute 0..1 units) the base keeps the input's hue at the
-            network's brightness: a lamp, a floodlit wall or a gold tower is exposed and coloured by
+            ``l``, fully from ``2 l``; absolute 0..1 units), and in the grid cells next to such cells,
+            the base keeps the input's hue at the network's brightness (the neighbours too, because
+            the cells beside a lit line on a dark road took the complement of its colour: blue dots
+            along an orange lane line): a lamp, a floodlit wall or a gold tower is exposed and coloured by
             its light, and is not white-balanced (the network learned to remove casts from dark
             pictures; on lit night scenes it turned gold to green). ``0`` disables it.
         grey_black, grey_colour: input luma (0..1, on the operator grid) below which the output is
@@ -279,7 +281,7 @@ class RealtimeStudent(AffineOperatorModel):
         if self.lit_hue > 0:   # lit areas keep the input's hue: a gold tower is not white-balanced to green
             v = x_half.amax(dim=1, keepdim=True)
             t = ((v - self.lit_hue) / self.lit_hue).clamp(0, 1)          # from lit_hue to 2 x lit_hue
-            w = t * t * (3 - 2 * t)
+            w = local_max(t * t * (3 - 2 * t), 1)   # and the cells beside them: no complement-coloured rim
             luma = base.new_tensor(_LUMA).view(1, 3, 1, 1)
             same_hue = x_half * ((base * luma).sum(1, keepdim=True) / ((x_half * luma).sum(1, keepdim=True) + 1e-4))
             base = torch.lerp(base, same_hue, w)
