@@ -192,9 +192,10 @@ def test_ddp_shards_the_data_and_averages_the_gradients(ddp_pairs, tmp_path, one
 
     out = tmp_path / "ddp"
     out.mkdir()
-    # fork: the children start with torch and the trainer already imported (spawn re-imports them: ~10 s)
+    # spawn, not fork: by now the test process has other threads (tqdm's monitor, servers of earlier
+    # tests), and a fork can copy a lock one of them holds: a CI run hung here for 300 s. ~10 s slower.
     mp.start_processes(_ddp_rank, args=(2, str(ddp_pairs), str(out), str(tmp_path / "init")), nprocs=2,
-                       join=True, start_method="fork")
+                       join=True, start_method="spawn")
     ranks = [pickle.loads((out / f"rank{r}.pkl").read_bytes()) for r in range(2)]
 
     # every epoch: each rank loads half of the pictures, the two halves are disjoint and cover all 8
@@ -267,7 +268,8 @@ def test_distill_command_under_torchrun_environment(tmp_path, one_thread):
         port = s.getsockname()[1]
     argv = ["--config", "realtime", "--data", str(data), "--out", str(out), "--smoke", "--device", "cpu",
             "--no-progress"]
-    mp.start_processes(_distill_rank, args=(2, port, argv, str(results)), nprocs=2, join=True, start_method="fork")
+    mp.start_processes(_distill_rank, args=(2, port, argv, str(results)), nprocs=2, join=True,
+                       start_method="spawn")   # not fork: see test_ddp_shards_the_data_and_averages_the_gradients
     ranks = [pickle.loads((results / f"cli_rank{r}.pkl").read_bytes()) for r in range(2)]
     assert [r["code"] for r in ranks] == [0, 0]
     assert sum("epoch 1/1" in m for m in ranks[0]["messages"]) == 1
