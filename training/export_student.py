@@ -11,10 +11,10 @@ averages them with another checkpoint of the same architecture trained from the 
 the metadata keeps the training record and adds ``export`` (source file, mix, settings changed, date).
 
 ``src`` (and ``OTHER``) may also be a resumable training state (``last.pt``): its EMA network (else
-the raw one) at the state's epoch, built from the preset the state names, with the run's record (data, teachers,
-provenance) from the ``best.pt`` beside it. ``best.pt`` is the epoch
-that scored best on the run's validation set, which is not always the one to ship (e.g. a fine-tune
-that drops a training source its validation set still contains).
+the raw one) at the state's epoch, built from the preset the state names, with the run's record
+(data, teachers, provenance) from the ``best.pt`` beside it. ``best.pt`` is the epoch that scored
+best on the run's validation set, which is not always the one to ship (e.g. a fine-tune that drops a
+training source its validation set still contains).
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ import yaml
 
 from lowlight_rt.errors import ModelError, UsageError, error_line
 from lowlight_rt.models import EnhancementModel, create_model, load_checkpoint, save_checkpoint
+from lowlight_rt.models.checkpoint import read_checkpoint
+from training.engine.config import load_preset
+from training.engine.state import STATE_FORMAT
 
 
 def parse_setting(text: str) -> tuple[str, Any]:
@@ -42,48 +45,47 @@ def parse_setting(text: str) -> tuple[str, Any]:
 
 def load_trained(path: str) -> tuple[EnhancementModel, dict[str, Any]]:
     """A runtime checkpoint, or a training state's (``last.pt``) network -> ``(model, metadata)``."""
-    from lowlight_rt.models.checkpoint import read_checkpoint
-
     try:
-        read_checkpoint(path)
+        return load_checkpoint(path)
     except ModelError:
-        from training.engine.config import load_preset
-        from training.engine.state import STATE_FORMAT
-
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception:  # noqa: BLE001 - not a training state either: report the checkpoint error
-            state = None
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        state = _training_state(path)
+        if state is None:
             raise
-        spec = load_preset(state["preset"])["model"]
-        model = create_model(spec["arch"], **(spec.get("config") or {}))
-        ema = state.get("ema")
-        weights = ema["module"] if ema else state["model"]
-        try:
-            model.load_state_dict(weights, strict=True)
-        except RuntimeError as e:
-            raise ModelError(f"{path}: the weights do not match preset {state['preset']!r} "
-                             f"({str(e).splitlines()[0]})") from None
-        # the run's record (data, teachers, losses, provenance) is in the best.pt written beside it
-        record: dict[str, Any] = {}
-        best = Path(path).with_name("best.pt")
-        if best.is_file():
-            try:
-                record = read_checkpoint(best)["metadata"]
-            except ModelError:
-                record = {}
-            if record.get("preset") != state["preset"]:
-                record = {}
-        record = {k: v for k, v in record.items() if k not in ("date", "git_revision", "num_parameters",
-                                                               "lowlight_rt_version")}
-        meta = {**record, "preset": state["preset"], "role": state.get("role"), "epoch": state.get("epoch"),
-                "epochs": state.get("epochs"), "global_step": state.get("global_step"), "ema": bool(ema),
-                "label": f"{state['preset']} {state.get('role')} (epoch {state.get('epoch')})",
-                "val_metrics": {k: float(v) for k, v in ((state.get("history") or [{}])[-1]).items()
-                                if k.startswith("val_")}}
-        return model, meta
-    return load_checkpoint(path)
+    spec = load_preset(state["preset"])["model"]
+    model = create_model(spec["arch"], **(spec.get("config") or {}))
+    ema = state.get("ema")
+    try:
+        model.load_state_dict(ema["module"] if ema else state["model"], strict=True)
+    except RuntimeError as e:
+        raise ModelError(f"{path}: the weights do not match preset {state['preset']!r} "
+                         f"({str(e).splitlines()[0]})") from None
+    last = (state.get("history") or [{}])[-1]
+    meta = {**_run_record(path, state["preset"]), "preset": state["preset"], "role": state.get("role"),
+            "epoch": state.get("epoch"), "epochs": state.get("epochs"), "global_step": state.get("global_step"),
+            "ema": bool(ema), "label": f"{state['preset']} {state.get('role')} (epoch {state.get('epoch')})",
+            "val_metrics": {k: float(v) for k, v in last.items() if k.startswith("val_")}}
+    return model, meta
+
+
+def _training_state(path: str) -> dict[str, Any] | None:
+    """The training state at ``path``, or ``None`` when it is not one."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:  # noqa: BLE001 - not a training state: the caller reports the checkpoint error
+        return None
+    return state if isinstance(state, dict) and state.get("format") == STATE_FORMAT else None
+
+
+def _run_record(path: str, preset: str) -> dict[str, Any]:
+    """The run's record (data, teachers, losses, provenance) from the ``best.pt`` beside ``path``."""
+    best = Path(path).with_name("best.pt")
+    try:
+        record = read_checkpoint(best)["metadata"] if best.is_file() else {}
+    except ModelError:
+        record = {}
+    if record.get("preset") != preset:
+        return {}
+    return {k: v for k, v in record.items() if k not in ("date", "git_revision", "num_parameters", "lowlight_rt_version")}
 
 
 def export(src: str, dst: str, settings: dict[str, Any], provenance: dict[str, Any] | None = None,

@@ -132,6 +132,7 @@ def apply_operator_yuv(planes: YuvPlanes, offset: np.ndarray, gain: np.ndarray,
         chroma.append(np.clip(plane, 16, 240).astype(np.uint8))
     return YuvPlanes(y, chroma[0], chroma[1], out_matrix)
 
+
 def _apply_scalar_gain_yuv(planes: YuvPlanes, offset: np.ndarray, gain: np.ndarray, m: np.ndarray,
                            b: np.ndarray, out_matrix: str) -> YuvPlanes:
     """:func:`apply_operator_yuv` for a one-channel gain ``g``.
@@ -165,8 +166,8 @@ def _apply_scalar_gain_yuv(planes: YuvPlanes, offset: np.ndarray, gain: np.ndarr
     same = bool(np.allclose(m, np.eye(3), atol=1e-6))
     y_const = up(bo(0, 16.0), full)
     if not same:    # luma's chroma terms, at chroma resolution
-        cross = g_half * (m[0, 1] * (planes.u.astype(np.float32) - 128.0) + m[0, 2] * (planes.v.astype(np.float32) - 128.0))
-        y_const = cv2.add(y_const, up(cross, full))
+        uc, vc = planes.u.astype(np.float32) - 128.0, planes.v.astype(np.float32) - 128.0
+        y_const = cv2.add(y_const, up(g_half * (m[0, 1] * uc + m[0, 2] * vc), full))
     y = cv2.add(cv2.multiply(planes.y, up(gain, full), dtype=cv2.CV_32F), y_const, dtype=cv2.CV_8U)
     np.clip(y, 16, 235, out=y)
     chroma = []
@@ -176,7 +177,7 @@ def _apply_scalar_gain_yuv(planes: YuvPlanes, offset: np.ndarray, gain: np.ndarr
             plane = getattr(planes, "uv"[row - 1])
             c = cv2.add(cv2.multiply(plane, g_half, dtype=cv2.CV_32F), const, dtype=cv2.CV_8U)
         else:
-            mixed = m[row, 1] * (planes.u.astype(np.float32) - 128.0) + m[row, 2] * (planes.v.astype(np.float32) - 128.0)
+            mixed = m[row, 1] * uc + m[row, 2] * vc
             c = cv2.add(cv2.multiply(mixed, g_half), const + 128.0 * g_half, dtype=cv2.CV_8U)
         np.clip(c, 16, 240, out=c)
         chroma.append(c)

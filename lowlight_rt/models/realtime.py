@@ -40,9 +40,9 @@ from torch import nn
 from .affine import (AffineOperatorModel, apply_affine_operator, guard_highlights, local_max,
                      neutralize_dark_chroma)
 from .classical import estimate_noise_sigma
-
-_LUMA = (0.299, 0.587, 0.114)
 from .registry import register_model
+
+_LUMA = (0.299, 0.587, 0.114)   # BT.601 luma weights, for hue-keeping steps
 
 
 def _act() -> nn.Module:
@@ -131,12 +131,12 @@ class RealtimeStudent(AffineOperatorModel):
             network's correction and a coarse prior do not line up, a lit line on a dark road gets a
             fringe in the complementary colour).
         lit_hue: ``l``: where the input is already lit (its brightest colour on the operator grid above
-            ``l``, fully from ``2 l``; absolute 0..1 units), and in the grid cells next to such cells,
-            the base keeps the input's hue at the network's brightness (the neighbours too, because
-            the cells beside a lit line on a dark road took the complement of its colour: blue dots
-            along an orange lane line): a lamp, a floodlit wall or a gold tower is exposed and coloured by
-            its light, and is not white-balanced (the network learned to remove casts from dark
-            pictures; on lit night scenes it turned gold to green). ``0`` disables it.
+            ``l``, fully from ``2 l``; absolute 0..1 units) and in the 8 grid cells around, the base
+            keeps the input's hue at the network's brightness. A lamp, a floodlit wall or a gold tower
+            is coloured by its light and is not to be white-balanced (the network, taught to remove
+            casts from dark pictures, turned a gold tower green); the neighbours, because the cells
+            beside a lit line on a dark road took the complement of its colour (blue dots along an
+            orange lane line). ``0`` disables it.
         grey_black, grey_colour: input luma (0..1, on the operator grid) below which the output is
             grey and above which its colour is the network's (smooth in between; see
             :func:`~lowlight_rt.models.affine.neutralize_dark_chroma`): near-black areas of compressed
