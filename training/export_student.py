@@ -110,7 +110,10 @@ def export(src: str, dst: str, settings: dict[str, Any], provenance: dict[str, A
     if unknown:
         raise UsageError(f"{model.arch_name} has no option {', '.join(unknown)}")
     config = {**model.config, **settings}
-    shipped = create_model(model.arch_name, **config)
+    try:
+        shipped = create_model(model.arch_name, **config)
+    except ValueError as e:   # an option value the architecture refuses: a usage error (exit 2)
+        raise UsageError(f"--set: {e}") from None
     shipped.load_state_dict(model.state_dict(), strict=True)
     if provenance:
         meta = {**meta, "provenance": {**(meta.get("provenance") or {}), **provenance}}

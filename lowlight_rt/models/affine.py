@@ -18,6 +18,7 @@ from __future__ import annotations
 import abc
 
 import torch
+from kornia.color import rgb_to_grayscale
 
 from .base import EnhancementModel, resize
 
@@ -34,9 +35,6 @@ def apply_affine_operator(full: torch.Tensor, offset: torch.Tensor, gain: torch.
     """
     size = tuple(full.shape[-2:])
     return torch.addcmul(resize(offset, size), resize(gain, size), full).clamp(0, 1)
-
-
-_LUMA = (0.299, 0.587, 0.114)
 
 
 def neutralize_dark_chroma(offset: torch.Tensor, gain: torch.Tensor, low: torch.Tensor,
@@ -63,11 +61,10 @@ def neutralize_dark_chroma(offset: torch.Tensor, gain: torch.Tensor, low: torch.
     """
     if not 0.0 <= black < colour:
         raise ValueError("need 0 <= black < colour")
-    w = low.new_tensor(_LUMA).view(1, 3, 1, 1)
-    y_in = (low * w).sum(1, keepdim=True)
+    y_in = rgb_to_grayscale(low)
     s = ((y_in - black) / (colour - black)).clamp(0, 1)
     s = s * s * (3 - 2 * s)
-    y_out = ((offset + gain * low) * w).sum(1, keepdim=True)
+    y_out = rgb_to_grayscale(offset + gain * low)
     return torch.lerp(y_out, offset, s), gain * s
 
 

@@ -30,11 +30,11 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from kornia.color import rgb_to_grayscale
 
 from .affine import AffineOperatorModel, neutralize_dark_chroma
 from .registry import register_model
 
-_LUMA = (0.299, 0.587, 0.114)
 #: default input-luma thresholds of the dark-chroma neutralisation (grey below, colour above)
 GREY_BLACK, GREY_COLOUR = 0.02, 0.08
 
@@ -159,8 +159,7 @@ class ClassicalEnhancer(AffineOperatorModel):
     def predict_operator(self, low: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``low (B, 3, h, w)`` in [0, 1] -> ``(offset (B, 3, h, w), gain (B, 3, h, w))`` (float32)."""
         x = low.detach().float().clamp(0, 1)
-        luma = x.new_tensor(_LUMA).view(1, 3, 1, 1)
-        y = (x * luma).sum(1, keepdim=True)
+        y = rgb_to_grayscale(x)   # BT.601 luma
         ys = _box(y, 1)
         eps = 1.0 / 255.0
 

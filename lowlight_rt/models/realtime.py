@@ -35,14 +35,13 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from kornia.color import rgb_to_grayscale
 from torch import nn
 
 from .affine import (AffineOperatorModel, apply_affine_operator, guard_highlights, local_max,
                      neutralize_dark_chroma)
 from .classical import estimate_noise_sigma
 from .registry import register_model
-
-_LUMA = (0.299, 0.587, 0.114)   # BT.601 luma weights, for hue-keeping steps
 
 
 def _act() -> nn.Module:
@@ -278,17 +277,16 @@ class RealtimeStudent(AffineOperatorModel):
             chroma = F.interpolate(chroma, scale_factor=self.prior_pool / 2, mode="bilinear",
                                    align_corners=False)   # -> the operator grid (1/2)
             base = base * chroma[..., :gh, :gw]
+        brightest = x_half.amax(dim=1, keepdim=True) if (self.lit_hue > 0 or self.lift_limit > 0) else None
         if self.lit_hue > 0:   # lit areas keep the input's hue: a gold tower is not white-balanced to green
-            v = x_half.amax(dim=1, keepdim=True)
-            t = ((v - self.lit_hue) / self.lit_hue).clamp(0, 1)          # from lit_hue to 2 x lit_hue
+            t = ((brightest - self.lit_hue) / self.lit_hue).clamp(0, 1)   # from lit_hue to 2 x lit_hue
             w = local_max(t * t * (3 - 2 * t), 1)   # and the cells beside them: no complement-coloured rim
-            luma = base.new_tensor(_LUMA).view(1, 3, 1, 1)
-            same_hue = x_half * ((base * luma).sum(1, keepdim=True) / ((x_half * luma).sum(1, keepdim=True) + 1e-4))
+            same_hue = x_half * (rgb_to_grayscale(base) / (rgb_to_grayscale(x_half) + 1e-4))
             base = torch.lerp(base, same_hue, w)
         # hue-preserving limits on the base's brightest channel, applied as one scale
         limit = 0.98 if self.highlight_guard else None   # roll-off: no channel above 0.98
         if self.lift_limit > 0:   # black stays black: a cell is at most c x ratio x its brightest neighbour
-            v = F.avg_pool2d(x_half.amax(dim=1, keepdim=True), 3, stride=1, padding=1, count_include_pad=False)
+            v = F.avg_pool2d(brightest, 3, stride=1, padding=1, count_include_pad=False)
             cap = 0.03 + self.lift_limit * ratio * local_max(v, 1)   # mean first: noise makes no speckle
             limit = cap if limit is None else cap.clamp(max=limit)
         if limit is not None:
