@@ -123,12 +123,17 @@ class YuvPlanes:
         (up to rounding and clipping); at the network's processing size this costs a fraction of a
         full-resolution conversion.
         """
-        y = cv2.resize(self.y, (width, height), interpolation=cv2.INTER_AREA).astype(np.float32) - 16.0
-        interp = cv2.INTER_AREA if width <= self.u.shape[1] else cv2.INTER_LINEAR
-        u = cv2.resize(self.u, (width, height), interpolation=interp).astype(np.float32) - 128.0
-        v = cv2.resize(self.v, (width, height), interpolation=interp).astype(np.float32) - 128.0
-        rgb = np.stack([y, u, v], axis=-1) @ yuv_to_rgb_matrix(self.matrix).T.astype(np.float32)
-        return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+        cw, ch = self.u.shape[1], self.u.shape[0]
+        if width <= cw and height <= ch:   # luma 2x2-averaged first (exact, OpenCV's fast path)
+            y = cv2.resize(self.y, (cw, ch), interpolation=cv2.INTER_AREA)
+            small = cv2.resize(cv2.merge([y, self.u, self.v]), (width, height), interpolation=cv2.INTER_AREA)
+        else:
+            y = cv2.resize(self.y, (width, height), interpolation=cv2.INTER_AREA)
+            u, v = (cv2.resize(p, (width, height), interpolation=cv2.INTER_LINEAR) for p in (self.u, self.v))
+            small = cv2.merge([y, u, v])
+        a = yuv_to_rgb_matrix(self.matrix)
+        affine = np.hstack([a, -(a @ np.array([16.0, 128.0, 128.0]))[:, None]])
+        return cv2.transform(small, affine)   # rounded and saturated to uint8
 
 
 @dataclass

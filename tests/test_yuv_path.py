@@ -8,7 +8,7 @@ import pytest
 
 from lowlight_rt.bench import rgb_to_planes
 from lowlight_rt.inference import Engine
-from lowlight_rt.inference.cpu import apply_operator_numpy, apply_operator_yuv
+from lowlight_rt.inference.cpu import Workspace, apply_operator_numpy, apply_operator_yuv
 from lowlight_rt.frames import SWS_TO_RGB, Frame, YuvPlanes, rgb_to_yuv_matrix, yuv_to_rgb_matrix
 from lowlight_rt.config import RunConfig
 from lowlight_rt.jobs import run_job
@@ -125,6 +125,30 @@ def test_scalar_gain_operator_on_bt601_planes_writes_bt709_like_the_rgb_path(cli
     out = apply_operator_yuv(planes, offset, gain)
     assert out.matrix == "bt709"
     assert psnr(out.y, reference.y) > 45.0 and planes_psnr(out, reference) > 42.0
+
+
+@pytest.mark.parametrize("matrix", ["bt709", "bt601"])
+def test_workspace_reuse_gives_the_same_planes_and_never_hands_out_scratch(matrix):
+    """The backend reuses scratch arrays from frame to frame: results must equal fresh-array calls,
+    and a later call must not overwrite an earlier result (the sink may still be encoding it)."""
+    rng = np.random.default_rng(5)
+    ws = Workspace()
+    results, fresh = [], []
+    for seed in range(3):
+        rgb = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+        planes = rgb_to_planes(rgb)
+        planes.matrix = matrix
+        offset, gain = smooth_operator(6, 8, 1, seed=seed)
+        results.append((apply_operator_yuv(planes, offset, gain, workspace=ws),
+                        apply_operator_numpy(rgb, offset, gain, workspace=ws)))
+        fresh.append((apply_operator_yuv(planes, offset, gain), apply_operator_numpy(rgb, offset, gain)))
+    for (yuv, rgb), (yuv_ref, rgb_ref) in zip(results, fresh):   # compared after all calls
+        assert np.array_equal(rgb, rgb_ref)
+        for name in "yuv":
+            assert np.array_equal(getattr(yuv, name), getattr(yuv_ref, name))
+    # the same shape twice reuses the array; another shape replaces it
+    a = ws.get("x", (4, 5))
+    assert ws.get("x", (4, 5)) is a and ws.get("x", (5, 4)) is not a and ws.get("x", (5, 4), np.uint8).dtype == np.uint8
 
 
 def test_sink_encodes_planes_as_they_are(tmp_path, clip):
