@@ -22,7 +22,7 @@ from lowlight_rt.models import (
     save_checkpoint,
 )
 from lowlight_rt.models import catalog
-from lowlight_rt.models.affine import apply_affine_operator
+from lowlight_rt.models.affine import apply_affine_operator, local_max, window_mean
 from lowlight_rt.models.checkpoint import FORMAT, FORMAT_VERSION, read_foreign_state_dict
 from lowlight_rt.models.classical import ClassicalEnhancer, estimate_noise_sigma
 from lowlight_rt.models.realtime import RealtimeStudent
@@ -428,3 +428,17 @@ def test_realtime_cpu_speed_is_bounded():
             m.predict_operator(x)
             best = min(best, time.perf_counter() - t)
     assert best < 0.25
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 7, 9), (2, 3, 5, 4), (1, 2, 1, 6)])
+def test_window_filters_match_torch_pooling(shape):
+    """``window_mean`` / ``local_max`` are faster forms of stride-1 pooling: same values, borders
+    included (the mean counts only pixels inside the frame)."""
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(0))
+    for r in (1, 2):
+        if min(shape[-2:]) > r:
+            pooled = torch.nn.functional.avg_pool2d(x, 2 * r + 1, stride=1, padding=r, count_include_pad=False)
+            assert torch.allclose(window_mean(x, r), pooled, atol=1e-6)
+        assert torch.equal(local_max(x, r), torch.nn.functional.max_pool2d(
+            torch.nn.functional.pad(x, (r, r, r, r), mode="replicate"), 2 * r + 1, stride=1))
+    assert window_mean(x, 0) is x

@@ -87,6 +87,31 @@ def local_max(x: torch.Tensor, radius: int = 1) -> torch.Tensor:
     return out
 
 
+def window_mean(x: torch.Tensor, radius: int = 1) -> torch.Tensor:
+    """Mean over a ``(2 radius + 1)^2`` window of the pixels inside the frame: ``(B, C, H, W)`` -> same.
+
+    The same values as ``avg_pool2d(x, 2 radius + 1, stride=1, padding=radius,
+    count_include_pad=False)``, as two separable passes of shifted sums divided by the window's
+    pixel count (several times faster on CPU for the operator grid's small maps).
+    """
+    if radius <= 0:
+        return x
+    h, w = x.shape[-2:]
+    p = torch.nn.functional.pad(x, (radius, radius, radius, radius))
+    rows = p[..., 0:h, :]
+    for i in range(1, 2 * radius + 1):
+        rows = rows + p[..., i:i + h, :]
+    out = rows[..., 0:w]
+    for j in range(1, 2 * radius + 1):
+        out = out + rows[..., j:j + w]
+
+    def count(n: int) -> torch.Tensor:   # pixels of each window inside 0..n-1
+        i = torch.arange(n, device=x.device)
+        return ((i + radius).clamp(max=n - 1) - (i - radius).clamp(min=0) + 1).to(x.dtype)
+
+    return out / (count(h)[:, None] * count(w)[None, :])
+
+
 def guard_highlights(offset: torch.Tensor, gain: torch.Tensor, low: torch.Tensor,
                      radius: int = 1, margin: float = 3.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Limit an operator's detail gain so the brightest input nearby does not clip.

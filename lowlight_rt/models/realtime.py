@@ -39,7 +39,7 @@ from kornia.color import rgb_to_grayscale
 from torch import nn
 
 from .affine import (AffineOperatorModel, apply_affine_operator, guard_highlights, local_max,
-                     neutralize_dark_chroma)
+                     neutralize_dark_chroma, window_mean)
 from .classical import estimate_noise_sigma
 from .registry import register_model
 
@@ -268,10 +268,12 @@ class RealtimeStudent(AffineOperatorModel):
         # NCHW-contiguous from here: elementwise ops on channel slices of channels_last are slow
         out = self.head(f)[..., :gh, :gw].contiguous()
         # 2x2 mean (bilinear at exactly 1/2 with half-pixel centres; faster than avg_pool2d on CPU)
-        x_half = F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False)[..., :gh, :gw].contiguous()
+        x_half_padded = F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False).contiguous()
+        x_half = x_half_padded[..., :gh, :gw].contiguous()
         base = torch.sigmoid(out[:, :3])
         if self.color_prior:  # input chromaticity on a coarse grid, smooth and nearly free of chroma noise
-            c = F.avg_pool2d(x, self.prior_pool)
+            # = avg_pool2d(x, prior_pool): the padded size is a multiple of 8, so cells of the half map nest
+            c = F.avg_pool2d(x_half_padded, self.prior_pool // 2) if self.prior_pool > 2 else x_half_padded
             e = 0.1 * level
             chroma = (c + e) / (c.mean(dim=1, keepdim=True) + e)
             chroma = F.interpolate(chroma, scale_factor=self.prior_pool / 2, mode="bilinear",
@@ -286,7 +288,7 @@ class RealtimeStudent(AffineOperatorModel):
         # hue-preserving limits on the base's brightest channel, applied as one scale
         limit = 0.98 if self.highlight_guard else None   # roll-off: no channel above 0.98
         if self.lift_limit > 0:   # black stays black: a cell is at most c x ratio x its brightest neighbour
-            v = F.avg_pool2d(brightest, 3, stride=1, padding=1, count_include_pad=False)
+            v = window_mean(brightest, 1)
             cap = 0.03 + self.lift_limit * ratio * local_max(v, 1)   # mean first: noise makes no speckle
             limit = cap if limit is None else cap.clamp(max=limit)
         if limit is not None:
@@ -295,8 +297,8 @@ class RealtimeStudent(AffineOperatorModel):
         if self.detail_denoise > 0:   # flat at the grid's scale: the finer detail is noise
             sigma = estimate_noise_sigma(x).mean(dim=1).view(-1, 1, 1, 1)
             y = x_half.mean(dim=1, keepdim=True)
-            mean = F.avg_pool2d(y, 3, stride=1, padding=1, count_include_pad=False)
-            var = (F.avg_pool2d(y * y, 3, stride=1, padding=1, count_include_pad=False) - mean * mean).clamp_min(0)
+            mean = window_mean(y, 1)
+            var = (window_mean(y * y, 1) - mean * mean).clamp_min(0)
             gain = gain * (var / (var + (self.detail_denoise * sigma) ** 2 + 1e-10))
         offset = torch.addcmul(base, gain, x_half, value=-1.0)
         if self.highlight_guard:
