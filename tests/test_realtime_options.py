@@ -233,6 +233,27 @@ def test_lit_hue_keeps_the_colour_of_lit_areas_and_their_rim_and_leaves_dark_one
         _student(lit_hue=0.8)
 
 
+@torch.no_grad()
+def test_lit_keep_leaves_exposed_areas_as_they_are_and_enhances_dark_ones() -> None:
+    torch.manual_seed(3)
+    x = torch.full((1, 3, 48, 64), 0.03)
+    x[..., :, 36:] = 0.55 + 0.3 * torch.rand(1, 3, 48, 28)   # a floodlit, textured wall on the right
+    plain, kept = _student(), _student(lit_keep=0.25)      # fully kept from 0.65
+    kept.load_state_dict(plain.state_dict())
+    for m in (plain, kept):                                  # a network that lifts everything to 0.7, flat
+        m.head.weight.zero_()
+        m.head.bias[:3].fill_(0.85)
+        m.head.bias[3:].fill_(-6.0)                          # (no detail gain)
+    wall = (..., slice(8, -8), slice(52, None))              # more than 2 grid cells (2 px each) inside
+    assert float((plain.enhance(x, x)[wall] - x[wall]).abs().mean()) > 0.06   # the texture is flattened
+    assert torch.allclose(kept.enhance(x, x)[wall], x[wall], atol=1e-5)      # kept as it is
+    dark = (..., slice(None), slice(0, 20))
+    assert torch.allclose(kept.enhance(x, x)[dark], plain.enhance(x, x)[dark], atol=1e-6)
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError):
+            _student(lit_keep=bad)
+
+
 def test_export_student_reads_a_training_state(tmp_path, capsys) -> None:
     """``last.pt`` exports its EMA network, built from the preset the state names."""
     from lowlight_rt.models import load_checkpoint

@@ -136,6 +136,11 @@ class RealtimeStudent(AffineOperatorModel):
             casts from dark pictures, turned a gold tower green); the neighbours, because the cells
             beside a lit line on a dark road took the complement of its colour (blue dots along an
             orange lane line). ``0`` disables it.
+        lit_keep: ``k``: where the input is already exposed around a grid cell (its brightest colour,
+            averaged over the 5x5 cells around it, above ``k``; fully from ``k + 0.4``; absolute 0..1
+            units) the operator blends towards the identity, as ``keep_full`` does for a whole bright
+            frame: a floodlit tower in a dark night photo keeps its lattice instead of being lifted
+            into a flat, clipped blob. ``0`` disables it.
         grey_black, grey_colour: input luma (0..1, on the operator grid) below which the output is
             grey and above which its colour is the network's (smooth in between; see
             :func:`~lowlight_rt.models.affine.neutralize_dark_chroma`): near-black areas of compressed
@@ -180,7 +185,8 @@ class RealtimeStudent(AffineOperatorModel):
                  grey_black: float = 0.0, grey_colour: float = 0.0, highlight_guard: bool = False,
                  keep_gate: bool = False, temporal_alpha: float = 1.0, motion: float = 0.03,
                  keep_from: float = 0.0, keep_full: float = 0.0, detail_denoise: float = 0.0,
-                 lift_limit: float = 0.0, prior_pool: int = 8, lit_hue: float = 0.0) -> None:
+                 lift_limit: float = 0.0, prior_pool: int = 8, lit_hue: float = 0.0,
+                 lit_keep: float = 0.0) -> None:
         super().__init__(width=width, depth=depth, gain_channels=gain_channels, train_scale=train_scale,
                          default_proc_size=default_proc_size, color_prior=bool(color_prior),
                          grey_black=float(grey_black), grey_colour=float(grey_colour),
@@ -188,7 +194,10 @@ class RealtimeStudent(AffineOperatorModel):
                          temporal_alpha=float(temporal_alpha), motion=float(motion),
                          keep_from=float(keep_from), keep_full=float(keep_full),
                          detail_denoise=float(detail_denoise), lift_limit=float(lift_limit),
-                         prior_pool=int(prior_pool), lit_hue=float(lit_hue))
+                         prior_pool=int(prior_pool), lit_hue=float(lit_hue), lit_keep=float(lit_keep))
+        if not 0.0 <= lit_keep < 1.0:
+            raise ValueError("lit_keep must be in [0, 1)")
+        self.lit_keep = float(lit_keep)
         if not 0.0 <= lit_hue <= 0.5:
             raise ValueError("lit_hue must be in [0, 0.5]")
         self.lit_hue = float(lit_hue)
@@ -279,7 +288,8 @@ class RealtimeStudent(AffineOperatorModel):
             chroma = F.interpolate(chroma, scale_factor=self.prior_pool / 2, mode="bilinear",
                                    align_corners=False)   # -> the operator grid (1/2)
             base = base * chroma[..., :gh, :gw]
-        brightest = x_half.amax(dim=1, keepdim=True) if (self.lit_hue > 0 or self.lift_limit > 0) else None
+        brightest = (x_half.amax(dim=1, keepdim=True) if (self.lit_hue > 0 or self.lift_limit > 0 or self.lit_keep > 0)
+                     else None)
         if self.lit_hue > 0:   # lit areas keep the input's hue: a gold tower is not white-balanced to green
             t = ((brightest - self.lit_hue) / self.lit_hue).clamp(0, 1)   # from lit_hue to 2 x lit_hue
             w = local_max(t * t * (3 - 2 * t), 1)   # and the cells beside them: no complement-coloured rim
@@ -309,6 +319,10 @@ class RealtimeStudent(AffineOperatorModel):
             t = ((level - 1e-2 - self.keep_from) / (self.keep_full - self.keep_from)).clamp(0, 1)
             floor = t * t * (3 - 2 * t)
             keep = floor if keep is None else torch.maximum(keep, floor)
+        if self.lit_keep > 0:   # locally well exposed: stay close to the input (per grid cell)
+            t = ((window_mean(brightest, 2) - self.lit_keep) / 0.4).clamp(0, 1)
+            local = t * t * (3 - 2 * t)
+            keep = local if keep is None else torch.maximum(keep, local)
         if keep is not None:
             offset = offset * (1 - keep)
             gain = torch.lerp(gain, torch.ones_like(gain), keep)
