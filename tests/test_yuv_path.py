@@ -127,8 +127,8 @@ def test_scalar_gain_operator_on_bt601_planes_writes_bt709_like_the_rgb_path(cli
     assert psnr(out.y, reference.y) > 45.0 and planes_psnr(out, reference) > 42.0
 
 
-@pytest.mark.parametrize("matrix", ["bt709", "bt601"])
-def test_workspace_reuse_gives_the_same_planes_and_never_hands_out_scratch(matrix):
+@pytest.mark.parametrize("matrix,channels", [("bt709", 1), ("bt601", 1), ("bt709", 3), ("bt601", 3)])
+def test_workspace_reuse_gives_the_same_planes_and_never_hands_out_scratch(matrix, channels):
     """The backend reuses scratch arrays from frame to frame: results must equal fresh-array calls,
     and a later call must not overwrite an earlier result (the sink may still be encoding it)."""
     rng = np.random.default_rng(5)
@@ -138,7 +138,7 @@ def test_workspace_reuse_gives_the_same_planes_and_never_hands_out_scratch(matri
         rgb = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
         planes = rgb_to_planes(rgb)
         planes.matrix = matrix
-        offset, gain = smooth_operator(6, 8, 1, seed=seed)
+        offset, gain = smooth_operator(6, 8, channels, seed=seed)
         results.append((apply_operator_yuv(planes, offset, gain, workspace=ws),
                         apply_operator_numpy(rgb, offset, gain, workspace=ws)))
         fresh.append((apply_operator_yuv(planes, offset, gain), apply_operator_numpy(rgb, offset, gain)))

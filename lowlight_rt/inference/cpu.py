@@ -121,7 +121,7 @@ def apply_operator_yuv(planes: YuvPlanes, offset: np.ndarray, gain: np.ndarray,
         offset: ``(h, w, 3)`` float32 RGB offset in 0..255 units (the operator grid).
         gain: ``(h, w, 1|3)`` float32 RGB gain.
         out_matrix: matrix of the output planes.
-        workspace: scratch arrays to reuse across calls (a one-channel gain uses it; ``None``: fresh).
+        workspace: scratch arrays to reuse across calls (``None``: fresh ones).
     Returns:
         New :class:`YuvPlanes` in ``out_matrix`` (full size, limited range; never workspace arrays).
     """
@@ -153,8 +153,14 @@ def apply_operator_yuv(planes: YuvPlanes, offset: np.ndarray, gain: np.ndarray,
         chroma_c = a[c, 1] * uc + a[c, 2] * vc
         k_half += b[0, c] * (o_c + g_c * chroma_c)
         out_rgb.append(np.clip(o_c + g_c * (a[c, 0] * yc + chroma_c), 0.0, 255.0))
-    y = cv2.add(cv2.multiply(planes.y, up(g_yy, (w_full, h_full)), dtype=cv2.CV_32F),
-                up(k_half, (w_full, h_full)), dtype=cv2.CV_8U)
+    ws = workspace if workspace is not None else Workspace()
+    full, full_hw = (w_full, h_full), (h_full, w_full)
+
+    def up_full(x: np.ndarray, name: str) -> np.ndarray:   # the full-size planes: scratch, reused
+        return x if x.shape == full_hw else cv2.resize(x, full, dst=ws.get(name, full_hw), interpolation=cv2.INTER_LINEAR)
+
+    product = cv2.multiply(planes.y, up_full(g_yy, "gain_full"), dst=ws.get("product", full_hw), dtype=cv2.CV_32F)
+    y = cv2.add(product, up_full(k_half, "luma_const"), dtype=cv2.CV_8U)
     np.clip(y, 16, 235, out=y)
     chroma = []
     for row in (1, 2):
