@@ -10,6 +10,8 @@ Reports, in one run (progress on stderr, results as a table or ``--json``):
   ``../shared/data/video/ken2190_night_yard_1080p.mp4`` or ``--real-clip`` exists);
 * for each clip the **codec floor**: decoding the input and encoding the run's own enhanced frames
   (kept in memory), same classes, threads and settings, no model; and the ratio file / floor;
+* on the CPU, where one frame of the YUV path goes: the network's input, the network and the operator,
+  interleaved frame by frame, median wall and CPU ms (``"stages"``, at 720p when it is measured);
 * the fidelity of the written video: PSNR of the decoded output against the uncompressed enhanced
   frames the encoder got (4:2:0 planes, all samples), its size and bitrate; and PSNR of the YUV path
   against the RGB path (same frames, the encoder's input of each).
@@ -251,6 +253,56 @@ def bench_model(engine: Engine, width: int, height: int, seconds: float = 1.0, b
             "frames": frames_done, "fps": frames_done / elapsed, "ms_per_frame": 1000.0 * elapsed / frames_done}
 
 
+def bench_stages(engine: Engine, width: int, height: int, rounds: int = 40, count: int = 4) -> dict[str, Any]:
+    """Where a CPU frame of the YUV path goes, per stage (affine-operator models only).
+
+    Interleaves, frame by frame, the three stages the engine runs on a decoded 4:2:0 frame: the
+    network's input made from the planes (``YuvPlanes.resized_rgb``, in the capture thread), the
+    network (``predict_operator`` at the processing size, the engine's torch threads) and the
+    operator applied to the planes (``apply_operator_yuv`` with a reused workspace). Returns median
+    wall and CPU milliseconds per stage (the first few rounds are warm-up).
+    """
+    from .inference.cpu import Workspace, apply_operator_yuv, to_float_nchw
+    from .models.affine import AffineOperatorModel
+
+    model = engine.model
+    if engine.device_type != "cpu" or not isinstance(model, AffineOperatorModel):
+        return {"skipped": "CPU engine with an affine-operator model only"}
+    planes = [rgb_to_planes(img) for img in _test_frames(width, height, count)]
+    pw, ph = engine.proc_shape(width, height)
+    net = model.to("cpu").float().eval().to(memory_format=torch.channels_last)
+    workspace = Workspace()
+    stages = ("input", "network", "operator")
+    wall: dict[str, list[float]] = {k: [] for k in stages}
+    cpu: dict[str, list[float]] = {k: [] for k in stages}
+
+    def timed(stage: str, fn: Callable[[], Any]) -> Any:
+        w0, c0 = time.perf_counter(), time.process_time()
+        out = fn()
+        wall[stage].append(1000.0 * (time.perf_counter() - w0))
+        cpu[stage].append(1000.0 * (time.process_time() - c0))
+        return out
+
+    reset = getattr(net, "reset_state", None)
+    if callable(reset):
+        reset()
+    with torch.inference_mode():
+        for i in range(rounds + 5):
+            yuv = planes[i % len(planes)]
+            small = timed("input", lambda: yuv.resized_rgb(pw, ph))
+            offset, gain = timed("network", lambda: net.predict_operator(
+                to_float_nchw([small]).contiguous(memory_format=torch.channels_last)))
+            off = offset.float().mul(255.0).permute(0, 2, 3, 1).contiguous().numpy()[0]
+            g = gain.float().permute(0, 2, 3, 1).contiguous().numpy()[0]
+            timed("operator", lambda: apply_operator_yuv(yuv, off, g, workspace=workspace))
+    out: dict[str, Any] = {"resolution": f"{width}x{height}", "proc_shape": f"{pw}x{ph}", "rounds": rounds,
+                           "torch_threads": torch.get_num_threads()}
+    for k in stages:
+        out[k] = {"wall_ms": statistics.median(wall[k][5:]), "cpu_ms": statistics.median(cpu[k][5:])}
+    out["total_cpu_ms"] = sum(out[k]["cpu_ms"] for k in stages)
+    return out
+
+
 # -- file to file --------------------------------------------------------------------------------
 class _CaptureSink:
     """Keeps every enhanced frame the encoder got (a reference: costs no copy)."""
@@ -466,8 +518,11 @@ def run_bench(*, model: str | None = None, proc_size: int | None = None, devices
     n_model = sum(len(resolutions) * (2 if dev == "cuda" else 2) for dev, _ in configs)  # cuda: 2 batches, cpu: 2 domains
     file_runs = {label: max(1, round(repeats * FILE_PLAN[label][1])) for label in resolutions}
     real_runs = repeats if has_real else 0
+    # per-stage costs of one frame, on the CPU: at 720p when it is measured, else the first resolution
+    stages_label = ("720p" if "720p" in resolutions else resolutions[0]) if resolutions else None
+    has_cpu = any(dev == "cpu" for dev, _ in configs)
     n_steps = n_model + sum(2 * r for r in file_runs.values()) + 2 * real_runs + len(resolutions) \
-        + (2 if has_real else 0) + 1 + (1 if viewer else 0)
+        + (2 if has_real else 0) + 1 + (1 if viewer else 0) + (1 if has_cpu and stages_label else 0)
     prog = Progress(n_steps, enabled=progress)
     say = log or prog.write
 
@@ -499,6 +554,14 @@ def run_bench(*, model: str | None = None, proc_size: int | None = None, devices
                 result["model_only"].append(r)
                 say(f"model-only {r['device']:>8s} {r['precision']:<5s} {label:>5s} {r['domain']:<7s} batch {batch}: "
                     f"{_fmt(r['fps'])} FPS, network at {r['proc_shape']}")
+        if device == "cpu" and stages_label is not None:
+            prog.step(f"stages of a {stages_label} frame (cpu, yuv)")
+            st = bench_stages(engine, *RESOLUTIONS[stages_label])
+            result["stages"] = st
+            if "skipped" not in st:
+                say(f"stages      cpu {stages_label} yuv, median ms per frame (CPU): input {st['input']['cpu_ms']:.1f}, "
+                    f"network {st['network']['cpu_ms']:.1f}, operator {st['operator']['cpu_ms']:.1f}, "
+                    f"total {st['total_cpu_ms']:.1f}")
         engine.close()
 
     engine = Engine(net, device=best_device, fp16=True, proc_size=proc_size, threads=threads)

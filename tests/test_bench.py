@@ -131,6 +131,11 @@ def test_bench_json_curve_floor_and_fidelity(capsys, fake_costs, tmp_path):
     assert "720p_written_psnr>=38dB" in t
     assert "file      720p" in err and "codec floor" in err and "CPU 26 vs 16 ms/frame" in err
     assert " 1/" in err  # progress steps on stderr
+    stages = result["stages"]   # where a 720p frame of the YUV path goes, on the CPU
+    assert stages["resolution"] == "1280x720" and stages["proc_shape"] == "344x192"
+    for k in ("input", "network", "operator"):
+        assert stages[k]["cpu_ms"] >= 0 and stages[k]["wall_ms"] >= 0
+    assert "stages      cpu 720p yuv" in err
 
 
 def test_bench_skips_a_missing_real_clip_and_can_take_the_rgb_path(capsys, fake_costs, tmp_path):
@@ -164,3 +169,15 @@ def test_4k_test_frames_tile_four_different_half_size_frames(monkeypatch):
     f = frames[1]
     assert f.shape == (2160, 3840, 3) and f.flags.c_contiguous
     assert [f[0, 0, 0], f[0, -1, 0], f[-1, 0, 0], f[-1, -1, 0]] == [10, 20, 30, 0]
+
+
+def test_stage_breakdown_times_the_three_steps_of_a_yuv_frame():
+    from lowlight_rt.models import create_model
+
+    engine = Engine(create_model("realtime", width=4, depth=1), device="cpu", threads=1, proc_size=96)
+    st = bench.bench_stages(engine, 320, 240, rounds=3, count=2)
+    assert st["proc_shape"] == "128x96" and st["rounds"] == 3
+    assert all(st[k]["wall_ms"] > 0 for k in ("input", "network", "operator"))
+    assert st["total_cpu_ms"] == pytest.approx(sum(st[k]["cpu_ms"] for k in ("input", "network", "operator")))
+    not_affine = Engine(create_model("unet"), device="cpu", threads=1)
+    assert "skipped" in bench.bench_stages(not_affine, 320, 240, rounds=1)
