@@ -290,8 +290,7 @@ def bench_stages(engine: Engine, width: int, height: int, rounds: int = 40, coun
         for i in range(rounds + 5):
             yuv = planes[i % len(planes)]
             small = timed("input", lambda: yuv.resized_rgb(pw, ph))
-            offset, gain = timed("network", lambda: net.predict_operator(
-                to_float_nchw([small]).contiguous(memory_format=torch.channels_last)))
+            offset, gain = timed("network", lambda: net.predict_operator(to_float_nchw([small])))
             off = offset.float().mul(255.0).permute(0, 2, 3, 1).contiguous().numpy()[0]
             g = gain.float().permute(0, 2, 3, 1).contiguous().numpy()[0]
             timed("operator", lambda: apply_operator_yuv(yuv, off, g, workspace=workspace))

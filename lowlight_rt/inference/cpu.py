@@ -52,6 +52,14 @@ class Workspace:
             arr = self._arrays[name] = np.empty(shape, dtype)
         return arr
 
+    def resized(self, name: str, x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """``x`` (``(h, w)`` or ``(h, w, c)`` float32) resized bilinearly to ``size = (W, H)`` into the
+        scratch array ``name``; ``x`` itself when it already has that size."""
+        if x.shape[:2] == (size[1], size[0]):
+            return x
+        dst = self.get(name, (size[1], size[0]) + x.shape[2:])
+        return cv2.resize(x, size, dst=dst, interpolation=cv2.INTER_LINEAR)
+
 
 def to_float_nchw(arrays: Sequence[np.ndarray]) -> torch.Tensor:
     """``(H, W, 3)`` uint8 arrays -> ``(B, 3, H, W)`` float32 in [0, 1], channels_last memory (one copy)."""
@@ -83,14 +91,9 @@ def apply_operator_numpy(image: np.ndarray, offset: np.ndarray, gain: np.ndarray
         g = gain[..., 0]
         gain = cv2.merge([g, g, g])
     size = (w_full, h_full)
-
-    def up(x: np.ndarray, name: str) -> np.ndarray:
-        if x.shape[:2] == (h_full, w_full):
-            return x
-        return cv2.resize(x, size, dst=ws.get(name, (h_full, w_full, 3)), interpolation=cv2.INTER_LINEAR)
-
-    prod = cv2.multiply(image, up(gain, "gain_full"), dst=ws.get("product", (h_full, w_full, 3)), dtype=cv2.CV_32F)
-    return cv2.add(prod, up(offset, "offset_full"), dtype=cv2.CV_8U)
+    prod = cv2.multiply(image, ws.resized("gain_full", gain, size), dst=ws.get("product", (h_full, w_full, 3)),
+                        dtype=cv2.CV_32F)
+    return cv2.add(prod, ws.resized("offset_full", offset, size), dtype=cv2.CV_8U)
 
 
 def apply_operator_yuv(planes: YuvPlanes, offset: np.ndarray, gain: np.ndarray,
@@ -129,9 +132,9 @@ def apply_operator_yuv(planes: YuvPlanes, offset: np.ndarray, gain: np.ndarray,
     half = (w_full // 2, h_full // 2)
     a = yuv_to_rgb_matrix(planes.matrix).astype(np.float32)
     b = rgb_to_yuv_matrix(out_matrix).astype(np.float32)
+    ws = workspace if workspace is not None else Workspace()
     if gain.shape[-1] == 1:
-        return _apply_scalar_gain_yuv(planes, offset, gain[..., 0], b @ a, b, out_matrix,
-                                      workspace if workspace is not None else Workspace())
+        return _apply_scalar_gain_yuv(planes, offset, gain[..., 0], b @ a, b, out_matrix, ws)
     # per-channel contiguous planes (arithmetic on interleaved channels, numpy matmul and cv2.split
     # were each several ms per frame on the 2-core machine; single-plane resizes are ~0.2 ms)
     o_grid = [np.ascontiguousarray(offset[..., c], dtype=np.float32) for c in range(3)]
@@ -153,14 +156,10 @@ def apply_operator_yuv(planes: YuvPlanes, offset: np.ndarray, gain: np.ndarray,
         chroma_c = a[c, 1] * uc + a[c, 2] * vc
         k_half += b[0, c] * (o_c + g_c * chroma_c)
         out_rgb.append(np.clip(o_c + g_c * (a[c, 0] * yc + chroma_c), 0.0, 255.0))
-    ws = workspace if workspace is not None else Workspace()
-    full, full_hw = (w_full, h_full), (h_full, w_full)
-
-    def up_full(x: np.ndarray, name: str) -> np.ndarray:   # the full-size planes: scratch, reused
-        return x if x.shape == full_hw else cv2.resize(x, full, dst=ws.get(name, full_hw), interpolation=cv2.INTER_LINEAR)
-
-    product = cv2.multiply(planes.y, up_full(g_yy, "gain_full"), dst=ws.get("product", full_hw), dtype=cv2.CV_32F)
-    y = cv2.add(product, up_full(k_half, "luma_const"), dtype=cv2.CV_8U)
+    full = (w_full, h_full)   # the full-size planes are scratch, reused
+    product = cv2.multiply(planes.y, ws.resized("gain_full", g_yy, full), dst=ws.get("product", (h_full, w_full)),
+                           dtype=cv2.CV_32F)
+    y = cv2.add(product, ws.resized("luma_const", k_half, full), dtype=cv2.CV_8U)
     np.clip(y, 16, 235, out=y)
     chroma = []
     for row in (1, 2):
@@ -195,29 +194,24 @@ def _apply_scalar_gain_yuv(planes: YuvPlanes, offset: np.ndarray, gain: np.ndarr
     o = [np.ascontiguousarray(offset[..., c], dtype=np.float32) for c in range(3)]
     gain = np.ascontiguousarray(gain, dtype=np.float32)
 
-    def up(x: np.ndarray, size: tuple[int, int], name: str) -> np.ndarray:
-        if x.shape[::-1] == size:
-            return x
-        return cv2.resize(x, size, dst=ws.get(name, size[::-1]), interpolation=cv2.INTER_LINEAR)
-
     def bo(row: int, centre: float) -> np.ndarray:   # c_P + (B o)_P - c_P g on the operator grid
         return b[row, 0] * o[0] + b[row, 1] * o[1] + b[row, 2] * o[2] + centre * (1.0 - gain)
 
-    g_half = up(gain, half, "gain_half")
+    g_half = ws.resized("gain_half", gain, half)
     same = bool(np.allclose(m, np.eye(3), atol=1e-6))
-    y_const = up(bo(0, 16.0), full, "luma_const")
+    y_const = ws.resized("luma_const", bo(0, 16.0), full)
     if not same:    # luma's chroma terms, at chroma resolution
         uc = cv2.subtract(planes.u, 128.0, dst=ws.get("u_centred", half_hw), dtype=cv2.CV_32F)
         vc = cv2.subtract(planes.v, 128.0, dst=ws.get("v_centred", half_hw), dtype=cv2.CV_32F)
         terms = cv2.multiply(cv2.addWeighted(uc, m[0, 1], vc, m[0, 2], 0.0, dst=ws.get("mixed", half_hw)),
                              g_half, dst=ws.get("mixed", half_hw))
-        y_const = cv2.add(y_const, up(terms, full, "luma_terms"), dst=y_const)
-    product = cv2.multiply(planes.y, up(gain, full, "gain_full"), dst=ws.get("product", full_hw), dtype=cv2.CV_32F)
+        y_const = cv2.add(y_const, ws.resized("luma_terms", terms, full), dst=y_const)
+    product = cv2.multiply(planes.y, ws.resized("gain_full", gain, full), dst=ws.get("product", full_hw), dtype=cv2.CV_32F)
     y = cv2.add(product, y_const, dtype=cv2.CV_8U)
     np.clip(y, 16, 235, out=y)
     chroma = []
     for row in (1, 2):
-        const = up(bo(row, 128.0), half, "chroma_const")
+        const = ws.resized("chroma_const", bo(row, 128.0), half)
         if same:
             plane = getattr(planes, "uv"[row - 1])
             product = cv2.multiply(plane, g_half, dst=ws.get("product_half", half_hw), dtype=cv2.CV_32F)
