@@ -234,6 +234,36 @@ def test_lit_hue_keeps_the_colour_of_lit_areas_and_their_rim_and_leaves_dark_one
 
 
 @torch.no_grad()
+def test_lit_desaturate_brightens_lit_colour_like_a_power_curve_and_keeps_the_luma() -> None:
+    from kornia.color import rgb_to_grayscale
+
+    x = torch.full((1, 3, 48, 64), 0.02)
+    x[:, 0, :, 40:], x[:, 1, :, 40:], x[:, 2, :, 40:] = 0.36, 0.24, 0.08    # a warm headlight pool
+    models = [_student(lit_hue=0.15), _student(lit_hue=0.15, lit_desaturate=1.0),
+              _student(lit_hue=0.15, lit_desaturate=0.5)]
+    for m in models:                                                   # a network that lifts to ~0.73
+        m.load_state_dict(models[0].state_dict())
+        m.head.weight.zero_()
+        m.head.bias[:3].fill_(1.0)
+        m.head.bias[3:].fill_(-6.0)                                    # (no detail gain)
+    pool = (..., slice(8, -8), slice(48, None))
+    keep, tone, half = (m.enhance(x, x)[pool].mean(dim=(2, 3)) for m in models)
+    y_in = float(rgb_to_grayscale(x[pool]).mean())
+    luma = [float(rgb_to_grayscale(o[..., None, None])) for o in (keep, tone, half)]
+    assert luma[0] > 2 * y_in and max(luma) - min(luma) < 0.01            # brightened, same luma
+    assert abs(float(keep[0, 0] / keep[0, 2]) - 0.36 / 0.08) < 0.1        # s = 0: the input's ratios
+    power = torch.tensor(luma[1]).log() / torch.tensor(y_in).log()
+    expected = (0.36 / 0.08) ** float(power)                          # red / blue after a power curve
+    assert abs(float(tone[0, 0] / tone[0, 2]) - expected) < 0.05 * expected
+    assert expected < float(half[0, 0] / half[0, 2]) < 0.36 / 0.08       # s = 0.5: in between
+    dark = (..., slice(None), slice(0, 24))
+    assert torch.allclose(models[1].enhance(x, x)[dark], models[0].enhance(x, x)[dark], atol=1e-6)
+    for bad in (-0.1, 1.1):
+        with pytest.raises(ValueError):
+            _student(lit_desaturate=bad)
+
+
+@torch.no_grad()
 def test_lit_keep_leaves_exposed_areas_as_they_are_and_enhances_dark_ones() -> None:
     torch.manual_seed(3)
     x = torch.full((1, 3, 48, 64), 0.03)

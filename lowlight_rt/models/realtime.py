@@ -136,6 +136,11 @@ class RealtimeStudent(AffineOperatorModel):
             casts from dark pictures, turned a gold tower green); the neighbours, because the cells
             beside a lit line on a dark road took the complement of its colour (blue dots along an
             orange lane line). ``0`` disables it.
+        lit_desaturate: ``s`` in [0, 1]: how lit areas (``lit_hue``) lose saturation as they are brightened.
+            ``0`` keeps the input's colour ratios exactly (a warm headlight pool brightened 4x becomes a
+            saturated orange); ``1`` brightens them as a power curve on each channel would (the exponent
+            that takes the input's luma to the output's, applied to the colour ratios), which is what a
+            camera's tone curve does: the pool turns warm white. In between, the exponent is blended.
         lit_keep: ``k``: where the input is already exposed around a grid cell (its brightest colour,
             averaged over the 5x5 cells around it, above ``k``; fully from ``k + 0.4``; absolute 0..1
             units) the operator blends towards the identity, as ``keep_full`` does for a whole bright
@@ -186,7 +191,7 @@ class RealtimeStudent(AffineOperatorModel):
                  keep_gate: bool = False, temporal_alpha: float = 1.0, motion: float = 0.03,
                  keep_from: float = 0.0, keep_full: float = 0.0, detail_denoise: float = 0.0,
                  lift_limit: float = 0.0, prior_pool: int = 8, lit_hue: float = 0.0,
-                 lit_keep: float = 0.0) -> None:
+                 lit_keep: float = 0.0, lit_desaturate: float = 0.0) -> None:
         super().__init__(width=width, depth=depth, gain_channels=gain_channels, train_scale=train_scale,
                          default_proc_size=default_proc_size, color_prior=bool(color_prior),
                          grey_black=float(grey_black), grey_colour=float(grey_colour),
@@ -194,7 +199,11 @@ class RealtimeStudent(AffineOperatorModel):
                          temporal_alpha=float(temporal_alpha), motion=float(motion),
                          keep_from=float(keep_from), keep_full=float(keep_full),
                          detail_denoise=float(detail_denoise), lift_limit=float(lift_limit),
-                         prior_pool=int(prior_pool), lit_hue=float(lit_hue), lit_keep=float(lit_keep))
+                         prior_pool=int(prior_pool), lit_hue=float(lit_hue), lit_keep=float(lit_keep),
+                         lit_desaturate=float(lit_desaturate))
+        if not 0.0 <= lit_desaturate <= 1.0:
+            raise ValueError("lit_desaturate must be in [0, 1]")
+        self.lit_desaturate = float(lit_desaturate)
         if not 0.0 <= lit_keep < 1.0:
             raise ValueError("lit_keep must be in [0, 1)")
         self.lit_keep = float(lit_keep)
@@ -293,7 +302,13 @@ class RealtimeStudent(AffineOperatorModel):
         if self.lit_hue > 0:   # lit areas keep the input's hue: a gold tower is not white-balanced to green
             t = ((brightest - self.lit_hue) / self.lit_hue).clamp(0, 1)   # from lit_hue to 2 x lit_hue
             w = local_max(t * t * (3 - 2 * t), 1)   # and the cells beside them: no complement-coloured rim
-            same_hue = x_half * (rgb_to_grayscale(base) / (rgb_to_grayscale(x_half) + 1e-4))
+            luma_in, luma_out = rgb_to_grayscale(x_half) + 1e-4, rgb_to_grayscale(base)
+            ratios = x_half / luma_in   # the input's colour as ratios to its luma
+            if self.lit_desaturate > 0:   # brightened like a power curve per channel: less saturated
+                power = (luma_out.clamp(1e-4, 1.0).log() / luma_in.clamp(max=0.9999).log()).clamp(0, 1)
+                ratios = ratios.clamp_min(1e-4) ** (1 - self.lit_desaturate * (1 - power))
+                ratios = ratios / (rgb_to_grayscale(ratios) + 1e-6)   # the luma stays the network's
+            same_hue = ratios * luma_out
             base = torch.lerp(base, same_hue, w)
         # hue-preserving limits on the base's brightest channel, applied as one scale
         limit = 0.98 if self.highlight_guard else None   # roll-off: no channel above 0.98
