@@ -65,3 +65,19 @@ def test_the_shipped_student_keeps_a_gold_floodlit_wall_gold() -> None:
     wall = model.enhance(frame, frame)[:, :, 60:130, 170:210].mean(dim=(2, 3))[0]
     r, g, b = wall.tolist()
     assert r > g > b and r / g > 1.2
+
+
+@torch.no_grad()
+def test_the_shipped_student_brightens_a_warm_headlight_pool_to_warm_white_not_orange() -> None:
+    """``lit_desaturate``: a lit area brightened several times loses saturation like a tone curve
+    (it kept the input's colour ratios and a halogen-lit road turned saturated orange)."""
+    model, _ = load_model(None)
+    model.reset_state()
+    frame = torch.full((1, 3, 192, 320), 0.006)
+    road = (..., slice(120, 192), slice(80, 240))
+    frame[road] = torch.tensor([0.24, 0.16, 0.07]).view(1, 3, 1, 1)        # a warm headlight pool
+    pool = model.enhance(frame, frame)[..., 140:180, 110:210].mean(dim=(2, 3))[0]
+    r, g, b = pool.tolist()
+    assert (r + g + b) / 3 > 2 * (0.24 + 0.16 + 0.07) / 3                # brightened
+    assert r > g > b                                                      # still warm
+    assert r / b < 0.8 * (0.24 / 0.07), (r, g, b)                         # but not as saturated
