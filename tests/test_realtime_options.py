@@ -264,6 +264,30 @@ def test_lit_desaturate_brightens_lit_colour_like_a_power_curve_and_keeps_the_lu
 
 
 @torch.no_grad()
+def test_mono_keeps_black_and_white_input_grey_and_leaves_colour_input_alone() -> None:
+    torch.manual_seed(1)
+    grey = (0.02 + 0.1 * torch.rand(1, 1, 48, 64)).expand(1, 3, 48, 64).contiguous()   # an infrared camera
+    tinted = (grey + torch.tensor([0.004, 0.0, -0.002]).view(1, 3, 1, 1)).clamp(0, 1)  # + a constant tint
+    colour = grey * torch.tensor([1.2, 1.0, 0.7]).view(1, 3, 1, 1)
+    plain, mono = _student(), _student(mono=0.004)
+    mono.load_state_dict(plain.state_dict())
+    for m in (plain, mono):                                  # a network that paints a purple cast
+        m.head.weight[:3].zero_()
+        m.head.bias[:3] = torch.tensor([0.5, -0.5, 0.6])
+
+    def cast(t: torch.Tensor) -> float:                      # mean deviation from grey
+        return float((t - t.mean(dim=1, keepdim=True)).abs().mean())
+    assert cast(plain.enhance(grey, grey)) > 0.02
+    assert cast(mono.enhance(grey, grey)) < 1e-6
+    assert cast(plain.enhance(tinted, tinted)) > 0.02
+    assert cast(mono.enhance(tinted, tinted)) < 1e-3          # a constant tint counts as no colour
+    assert torch.allclose(mono.enhance(colour, colour), plain.enhance(colour, colour), atol=1e-6)
+    for bad in (-0.1, 0.06):
+        with pytest.raises(ValueError):
+            _student(mono=bad)
+
+
+@torch.no_grad()
 def test_lit_keep_leaves_exposed_areas_as_they_are_and_enhances_dark_ones() -> None:
     torch.manual_seed(3)
     x = torch.full((1, 3, 48, 64), 0.03)
