@@ -81,3 +81,17 @@ def test_the_shipped_student_brightens_a_warm_headlight_pool_to_warm_white_not_o
     assert (r + g + b) / 3 > 2 * (0.24 + 0.16 + 0.07) / 3                # brightened
     assert r > g > b                                                      # still warm
     assert r / b < 0.8 * (0.24 / 0.07), (r, g, b)                         # but not as saturated
+
+
+@torch.no_grad()
+def test_the_shipped_student_keeps_a_black_and_white_night_frame_grey() -> None:
+    """``mono``: an infrared camera's picture gets no colour (the network alone gave it pink and blue casts)."""
+    model, _ = load_model(None)
+    model.reset_state()
+    rng = np.random.default_rng(4)
+    scene = rng.uniform(0.0, 0.15, (1, 1, 12, 16)).astype(np.float32)
+    grey = torch.nn.functional.interpolate(torch.from_numpy(scene), size=(192, 256), mode="bilinear").expand(1, 3, 192, 256)
+    grey = grey.contiguous()
+    out = model.enhance(grey, grey)
+    assert float(out.mean()) > 2 * float(grey.mean())                     # brightened
+    assert float((out - out.mean(dim=1, keepdim=True)).abs().max()) < 1e-5   # and still grey
