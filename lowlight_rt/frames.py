@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Callable
@@ -37,6 +39,18 @@ YUV_MATRICES = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722)}
 # BT.601, so the RGB path and the YUV path agree on untagged files.
 _AV_COLORSPACE = {1: "bt709", 2: "bt601", 5: "bt601", 6: "bt601"}
 _MATRIX_AV = {"bt709": 1, "bt601": 6}
+
+
+def _is_neutral(chroma: np.ndarray) -> bool:
+    """Whether a chroma plane is 128 everywhere (no colour at all)."""
+    lo, hi, _, _ = cv2.minMaxLoc(chroma)
+    return lo == hi == 128
+
+
+@functools.lru_cache(maxsize=1)
+def _luma_lut() -> np.ndarray:
+    """Limited-range luma -> full-range grey (the conversion's common first column), rounded, uint8."""
+    return np.clip(np.rint((np.arange(256) - 16.0) * 255.0 / 219.0), 0, 255).astype(np.uint8)
 
 
 def yuv_to_rgb_matrix(matrix: str) -> np.ndarray:
@@ -131,12 +145,14 @@ class YuvPlanes:
             y = cv2.resize(self.y, (width, height), interpolation=cv2.INTER_AREA)
             u, v = (cv2.resize(p, (width, height), interpolation=cv2.INTER_LINEAR) for p in (self.u, self.v))
             small = cv2.merge([y, u, v])
-        # centred first, then the 3x3 matrix in float32: exact to the rounding (cv2.transform with the
-        # offsets folded in was one code off on ~3.5 % of pixels, and a grey picture came out with
-        # colour speckle: R, G and B rounded differently)
-        centred = cv2.subtract(small, (16.0, 128.0, 128.0, 0.0), dtype=cv2.CV_32F)
-        rgb = cv2.transform(centred, yuv_to_rgb_matrix(self.matrix).astype(np.float32))
-        return cv2.convertScaleAbs(cv2.max(rgb, 0.0))   # rounded, saturated to uint8 (nothing is negative)
+        if _is_neutral(self.u) and _is_neutral(self.v):
+            # black and white (an infrared camera): R = G = B exactly. The general conversion rounds each
+            # colour on its own and would give a grey picture one-code colour speckle
+            grey = cv2.LUT(cv2.extractChannel(small, 0), _luma_lut())
+            return cv2.merge([grey, grey, grey])
+        a = yuv_to_rgb_matrix(self.matrix)
+        affine = np.hstack([a, -(a @ np.array([16.0, 128.0, 128.0]))[:, None]])
+        return cv2.transform(small, affine)   # rounded and saturated to uint8
 
 
 @dataclass
