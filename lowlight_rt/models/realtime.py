@@ -150,9 +150,9 @@ class RealtimeStudent(AffineOperatorModel):
             minus the mean of the three, less its frame-wide mean, so a constant tint counts as none)
             average under ``t`` times the frame's mean level, the base is grey (fully at ``t``, not at all
             from ``2 t``): an infrared night camera's black-and-white picture gets no colour cast from a
-            network taught to correct colour casts. Colour pictures measure 0.01 and up (the lowest of
-            122 night photos, SICE scenes, IR-RGB shots and night-clip frames), black-and-white video
-            through H.264 exactly 0. ``0`` disables it.
+            network taught to correct colour casts. Colour pictures measure 0.0099 and up (the lowest of
+            334: night photos, SICE and IR-RGB lows and normal exposures, night-clip frames),
+            black-and-white video through H.264 exactly 0. ``0`` disables it.
         grey_black, grey_colour: input luma (0..1, on the operator grid) below which the output is
             grey and above which its colour is the network's (smooth in between; see
             :func:`~lowlight_rt.models.affine.neutralize_dark_chroma`): near-black areas of compressed
