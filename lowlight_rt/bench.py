@@ -259,10 +259,11 @@ def bench_stages(engine: Engine, width: int, height: int, rounds: int = 40, coun
     Interleaves, frame by frame, the three stages the engine runs on a decoded 4:2:0 frame: the
     network's input made from the planes (``YuvPlanes.resized_rgb``, in the capture thread), the
     network (``predict_operator`` at the processing size, the engine's torch threads) and the
-    operator applied to the planes (``apply_operator_yuv`` with a reused workspace). Returns median
+    operator applied to the planes (``apply_operator_yuv`` with a reused workspace and the model's output
+    cap, if it has one). Returns median
     wall and CPU milliseconds per stage (the first few rounds are warm-up).
     """
-    from .inference.cpu import Workspace, apply_operator_yuv, to_float_nchw
+    from .inference.cpu import Workspace, apply_operator_yuv, frame_caps, to_float_nchw
     from .models.affine import AffineOperatorModel
 
     model = engine.model
@@ -290,10 +291,12 @@ def bench_stages(engine: Engine, width: int, height: int, rounds: int = 40, coun
         for i in range(rounds + 5):
             yuv = planes[i % len(planes)]
             small = timed("input", lambda: yuv.resized_rgb(pw, ph))
-            offset, gain = timed("network", lambda: net.predict_operator(to_float_nchw([small])))
+            low = to_float_nchw([small])
+            offset, gain = timed("network", lambda: net.predict_operator(low))
             off = offset.float().mul(255.0).permute(0, 2, 3, 1).contiguous().numpy()[0]
             g = gain.float().permute(0, 2, 3, 1).contiguous().numpy()[0]
-            timed("operator", lambda: apply_operator_yuv(yuv, off, g, workspace=workspace))
+            timed("operator", lambda: apply_operator_yuv(yuv, off, g, workspace=workspace,
+                                                         cap=frame_caps(net, low)[0]))
     out: dict[str, Any] = {"resolution": f"{width}x{height}", "proc_shape": f"{pw}x{ph}", "rounds": rounds,
                            "torch_threads": torch.get_num_threads()}
     for k in stages:

@@ -109,12 +109,12 @@ def enhance_frame(model: EnhancementModel, rgb: np.ndarray, proc_size: int | Non
     low = rgb if (pw, ph) == (w, h) else cv2.resize(rgb, (pw, ph), interpolation=cv2.INTER_AREA)
     low_t = torch.from_numpy(np.ascontiguousarray(low)).permute(2, 0, 1)[None].float() / 255.0
     if isinstance(model, AffineOperatorModel):
-        from lowlight_rt.inference.cpu import apply_operator_numpy
+        from lowlight_rt.inference.cpu import apply_operator_numpy, frame_caps
 
         offset, gain = model.predict_operator(low_t)
         off = np.ascontiguousarray(offset[0].permute(1, 2, 0).float().numpy() * 255.0)
         g = np.ascontiguousarray(gain[0].permute(1, 2, 0).float().numpy())
-        return apply_operator_numpy(rgb, off, g)
+        return apply_operator_numpy(rgb, off, g, cap=frame_caps(model, low_t)[0])
     full_t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255.0
     out = model.enhance(full_t, low_t).clamp(0, 1)
     return (out[0].permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)

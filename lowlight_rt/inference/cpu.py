@@ -16,7 +16,7 @@ from ..frames import YuvPlanes, rgb_to_yuv_matrix, yuv_to_rgb_matrix
 from ..models.affine import AffineOperatorModel
 from ..models.base import EnhancementModel
 
-__all__ = ["CpuBackend", "default_threads", "to_float_nchw", "to_uint8_hwc", "apply_operator_numpy",
+__all__ = ["CpuBackend", "default_threads", "to_float_nchw", "to_uint8_hwc", "apply_operator_numpy", "frame_caps",
            "apply_operator_yuv", "OUTPUT_MATRIX", "Workspace"]
 
 #: matrix of the YUV the engine writes (the video sink tags and expects BT.709, limited range)
@@ -74,7 +74,7 @@ def to_uint8_hwc(x: torch.Tensor) -> list[np.ndarray]:
 
 
 def apply_operator_numpy(image: np.ndarray, offset: np.ndarray, gain: np.ndarray,
-                         workspace: Workspace | None = None) -> np.ndarray:
+                         workspace: Workspace | None = None, cap: tuple[float, float] | None = None) -> np.ndarray:
     """``clip(up(offset) + up(gain) * image)`` with OpenCV (bilinear, half-pixel centres).
 
     Args:
@@ -82,6 +82,8 @@ def apply_operator_numpy(image: np.ndarray, offset: np.ndarray, gain: np.ndarray
         offset: ``(h, w, 3)`` float32 in 0..255 units.
         gain: ``(h, w, 1|3)`` float32.
         workspace: scratch arrays to reuse across calls (``None``: fresh ones).
+        cap: ``(floor, slope)``: then no pixel's luma above ``floor + slope * box3(luma(image))`` (0..1
+            units; the colours scaled together; :func:`~lowlight_rt.models.affine.cap_output_luma`).
     Returns:
         ``(H, W, 3)`` uint8 (rounded, saturated), a new array.
     """
@@ -93,11 +95,45 @@ def apply_operator_numpy(image: np.ndarray, offset: np.ndarray, gain: np.ndarray
     size = (w_full, h_full)
     prod = cv2.multiply(image, ws.resized("gain_full", gain, size), dst=ws.get("product", (h_full, w_full, 3)),
                         dtype=cv2.CV_32F)
-    return cv2.add(prod, ws.resized("offset_full", offset, size), dtype=cv2.CV_8U)
+    out = cv2.add(prod, ws.resized("offset_full", offset, size), dtype=cv2.CV_8U)
+    return out if cap is None else _cap_rgb(out, image, *cap)
+
+
+def _limit(luma: np.ndarray, slope: float, offset: float) -> np.ndarray:
+    """``offset + slope * box3(luma)`` rounded once and saturated to uint8 (the 3x3 sum is exact)."""
+    total = cv2.boxFilter(luma, cv2.CV_16U, (3, 3), normalize=False)
+    return cv2.addWeighted(total, slope / 9.0, total, 0.0, offset, dtype=cv2.CV_8U)
+
+
+def _cap_rgb(out: np.ndarray, image: np.ndarray, floor: float, slope: float) -> np.ndarray:
+    """:func:`~lowlight_rt.models.affine.cap_output_luma` on uint8 RGB (``out`` may be modified)."""
+    limit = _limit(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), slope, 255.0 * floor)
+    luma = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)
+    if not cv2.countNonZero(cv2.compare(luma, limit, cv2.CMP_GT)):
+        return out
+    scale = cv2.min(cv2.divide(limit, cv2.max(luma, 1), dtype=cv2.CV_32F), 1.0)
+    return cv2.multiply(out, cv2.merge([scale, scale, scale]), dtype=cv2.CV_8U)
+
+
+def _cap_yuv(out: YuvPlanes, luma_in: np.ndarray, floor: float, slope: float) -> YuvPlanes:
+    """:func:`~lowlight_rt.models.affine.cap_output_luma` on limited-range planes: luma capped at full
+    resolution (the input's luma read as ``(Y - 16) / 219``), chroma scaled by the same factor at its own."""
+    limit = _limit(luma_in, slope, 16.0 + 219.0 * floor - 16.0 * slope)
+    if not cv2.countNonZero(cv2.compare(out.y, limit, cv2.CMP_GT)):
+        return out
+    y = cv2.min(out.y, limit)
+    half = (out.u.shape[1], out.u.shape[0])
+    before = cv2.resize(out.y, half, interpolation=cv2.INTER_AREA).astype(np.float32) - 16.0
+    after = cv2.resize(y, half, interpolation=cv2.INTER_AREA).astype(np.float32) - 16.0
+    scale = np.clip(after / np.maximum(before, 0.5), 0.0, 1.0)
+    u, v = (cv2.add(cv2.multiply(cv2.subtract(c, 128.0, dtype=cv2.CV_32F), scale), 128.0, dtype=cv2.CV_8U)
+            for c in (out.u, out.v))
+    return YuvPlanes(y, u, v, out.matrix)
 
 
 def apply_operator_yuv(planes: YuvPlanes, offset: np.ndarray, gain: np.ndarray,
-                       out_matrix: str = OUTPUT_MATRIX, workspace: Workspace | None = None) -> YuvPlanes:
+                       out_matrix: str = OUTPUT_MATRIX, workspace: Workspace | None = None,
+                       cap: tuple[float, float] | None = None) -> YuvPlanes:
     """The affine operator of :func:`apply_operator_numpy`, applied to 4:2:0 planes without a
     full-resolution RGB picture.
 
@@ -125,9 +161,17 @@ def apply_operator_yuv(planes: YuvPlanes, offset: np.ndarray, gain: np.ndarray,
         gain: ``(h, w, 1|3)`` float32 RGB gain.
         out_matrix: matrix of the output planes.
         workspace: scratch arrays to reuse across calls (``None``: fresh ones).
+        cap: ``(floor, slope)`` as in :func:`apply_operator_numpy` (the input's luma read as ``(Y - 16) / 219``).
     Returns:
         New :class:`YuvPlanes` in ``out_matrix`` (full size, limited range; never workspace arrays).
     """
+    out = _apply_operator_yuv(planes, offset, gain, out_matrix, workspace)
+    return out if cap is None else _cap_yuv(out, planes.y, *cap)
+
+
+def _apply_operator_yuv(planes: YuvPlanes, offset: np.ndarray, gain: np.ndarray, out_matrix: str,
+                        workspace: Workspace | None) -> YuvPlanes:
+    """:func:`apply_operator_yuv` without the cap."""
     h_full, w_full = planes.height, planes.width
     half = (w_full // 2, h_full // 2)
     a = yuv_to_rgb_matrix(planes.matrix).astype(np.float32)
@@ -225,6 +269,18 @@ def _apply_scalar_gain_yuv(planes: YuvPlanes, offset: np.ndarray, gain: np.ndarr
     return YuvPlanes(y, chroma[0], chroma[1], out_matrix)
 
 
+def frame_caps(model: AffineOperatorModel, low: torch.Tensor, strength: float = 1.0) -> list[tuple[float, float] | None]:
+    """The model's output cap (:meth:`~lowlight_rt.models.affine.AffineOperatorModel.output_cap`) per frame
+    of ``low`` ``(B, 3, h, w)``, as ``(floor, slope)`` floats, eased with the strength ``s``: the floor is
+    raised by ``1 - s`` (at ``s = 0`` nothing is capped and the input comes back exactly). ``None`` entries:
+    no cap."""
+    cap = model.output_cap(low)
+    if cap is None or strength <= 0:
+        return [None] * low.shape[0]
+    floor, slope = cap
+    return [(floor + 1.0 - float(strength), float(k)) for k in slope.float().cpu()]
+
+
 class CpuBackend:
     """float32, ``inference_mode``, channels_last; operators applied with OpenCV."""
 
@@ -281,11 +337,12 @@ class CpuBackend:
                     gain = torch.lerp(torch.ones_like(gain), gain, strength)
                 offset_np = offset.mul(255.0).permute(0, 2, 3, 1).contiguous().numpy()
                 gain_np = gain.permute(0, 2, 3, 1).contiguous().numpy()
+                caps = frame_caps(self.model, low, strength)
                 if yuv is not None:
-                    out = [apply_operator_yuv(planes, offset_np[b], gain_np[b], workspace=self._workspace)
+                    out = [apply_operator_yuv(planes, offset_np[b], gain_np[b], workspace=self._workspace, cap=caps[b])
                            for b, planes in enumerate(yuv)]
                 else:
-                    out = [apply_operator_numpy(img, offset_np[b], gain_np[b], workspace=self._workspace)
+                    out = [apply_operator_numpy(img, offset_np[b], gain_np[b], workspace=self._workspace, cap=caps[b])
                            for b, img in enumerate(images)]
             else:
                 full = to_float_nchw(images)

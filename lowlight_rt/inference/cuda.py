@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..models.affine import AffineOperatorModel
+from ..models.affine import AffineOperatorModel, cap_output_luma
 from ..models.base import EnhancementModel, resize
 
 log = logging.getLogger(__name__)
@@ -139,6 +139,10 @@ class CudaBackend:
             offset = resize(offset.to(dtype) * s, size)
             gain = resize(torch.lerp(torch.ones_like(gain), gain, s.to(gain.dtype)).to(dtype), size)
             out = torch.addcmul(offset, gain, full).clamp_(0, 1)
+            cap = self.model.output_cap(low)
+            if cap is not None:   # eased with the strength like the operator (see cpu.frame_caps)
+                floor, slope = cap
+                out = cap_output_luma(out, full, floor + (1 - s), slope)
         else:
             out = torch.lerp(full, fn(full, low).to(dtype), s)
         if not as_uint8:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import abc
 
 import torch
+import torch.nn.functional as F
 from kornia.color import rgb_to_grayscale
 
 from .base import EnhancementModel, resize
@@ -35,6 +36,29 @@ def apply_affine_operator(full: torch.Tensor, offset: torch.Tensor, gain: torch.
     """
     size = tuple(full.shape[-2:])
     return torch.addcmul(resize(offset, size), resize(gain, size), full).clamp(0, 1)
+
+
+def cap_output_luma(out: torch.Tensor, full: torch.Tensor, floor: float | torch.Tensor,
+                    slope: torch.Tensor) -> torch.Tensor:
+    """Scale each pixel's colours together so its luma is at most ``floor + slope * box3(luma(full))``.
+
+    The grid operator lifts a cell as a whole; where a cell mixes bright and black pixels (a floodlit
+    building's edge against the night sky, the strokes of a burned-in timestamp) its smooth base lifts
+    the black ones to a glow. Capped by a few times the frame's gain over their own (3x3-averaged)
+    input, they stay dark; every pixel lifted about as much as the frame is left alone.
+
+    Args:
+        out: ``(B, 3, H, W)`` float in [0, 1], the operator's output.
+        full: ``(B, 3, H, W)`` float in [0, 1], the input.
+        floor: luma every pixel may reach whatever its input (0..1; a float or a 0-d tensor).
+        slope: ``(B,)`` largest luma gain over the input (per frame).
+    Returns:
+        ``(B, 3, H, W)`` float in [0, 1].
+    """
+    luma_in = F.avg_pool2d(rgb_to_grayscale(full), 3, stride=1, padding=1, count_include_pad=False)
+    limit = floor + slope.to(out.dtype).view(-1, 1, 1, 1) * luma_in
+    scale = (limit / rgb_to_grayscale(out).clamp_min(1e-6)).clamp(max=1.0)
+    return out * scale
 
 
 def neutralize_dark_chroma(offset: torch.Tensor, gain: torch.Tensor, low: torch.Tensor,
@@ -152,7 +176,15 @@ class AffineOperatorModel(EnhancementModel):
         applied to a frame of any resolution with :func:`apply_affine_operator`.
         """
 
+    def output_cap(self, low: torch.Tensor) -> tuple[float, torch.Tensor] | None:
+        """An optional per-pixel cap on the output's luma (:func:`cap_output_luma`): ``(floor, slope (B,))``
+        for the frames of ``low`` ``(B, 3, h, w)`` in [0, 1], or ``None`` (the default: no cap)."""
+        return None
+
     def enhance(self, full: torch.Tensor, low: torch.Tensor | None = None) -> torch.Tensor:
         """``full (B, 3, H, W)``, ``low (B, 3, h, w)`` in [0, 1] -> ``(B, 3, H, W)`` in [0, 1]."""
-        offset, gain = self.predict_operator(full if low is None else low)
-        return apply_affine_operator(full, offset, gain)
+        low = full if low is None else low
+        offset, gain = self.predict_operator(low)
+        out = apply_affine_operator(full, offset, gain)
+        cap = self.output_cap(low)
+        return out if cap is None else cap_output_luma(out, full, *cap)

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from kornia.color import rgb_to_grayscale
 from torch import nn
 
-from .affine import (AffineOperatorModel, apply_affine_operator, guard_highlights, local_max,
+from .affine import (AffineOperatorModel, apply_affine_operator, cap_output_luma, guard_highlights, local_max,
                      neutralize_dark_chroma, window_mean)
 from .classical import estimate_noise_sigma
 from .registry import register_model
@@ -153,6 +153,12 @@ class RealtimeStudent(AffineOperatorModel):
             network taught to correct colour casts. Colour pictures measure 0.0099 and up (the lowest of
             334: night photos, SICE and IR-RGB lows and normal exposures, night-clip frames),
             black-and-white video through H.264 exactly 0. ``0`` disables it.
+        out_cap, out_cap_floor: ``c``, ``a``: no output pixel's luma above ``a + c * ratio * m``, ``m`` its input's
+            luma averaged over 3x3 pixels and ``ratio`` the frame's normalising gain (0.25 / mean level);
+            applied at full resolution after the operator, the pixel's colours scaled together (see
+            :func:`~lowlight_rt.models.affine.cap_output_luma`). It removes the glow that the coarse
+            operator spreads from lit objects into the black around them and keeps burned-in text (a
+            timestamp) sharp; pixels lifted about as much as the frame are untouched. ``c = 0`` disables it.
         grey_black, grey_colour: input luma (0..1, on the operator grid) below which the output is
             grey and above which its colour is the network's (smooth in between; see
             :func:`~lowlight_rt.models.affine.neutralize_dark_chroma`): near-black areas of compressed
@@ -198,7 +204,8 @@ class RealtimeStudent(AffineOperatorModel):
                  keep_gate: bool = False, temporal_alpha: float = 1.0, motion: float = 0.03,
                  keep_from: float = 0.0, keep_full: float = 0.0, detail_denoise: float = 0.0,
                  lift_limit: float = 0.0, prior_pool: int = 8, lit_hue: float = 0.0,
-                 lit_keep: float = 0.0, lit_desaturate: float = 0.0, mono: float = 0.0) -> None:
+                 lit_keep: float = 0.0, lit_desaturate: float = 0.0, mono: float = 0.0,
+                 out_cap: float = 0.0, out_cap_floor: float = 0.05) -> None:
         super().__init__(width=width, depth=depth, gain_channels=gain_channels, train_scale=train_scale,
                          default_proc_size=default_proc_size, color_prior=bool(color_prior),
                          grey_black=float(grey_black), grey_colour=float(grey_colour),
@@ -207,7 +214,11 @@ class RealtimeStudent(AffineOperatorModel):
                          keep_from=float(keep_from), keep_full=float(keep_full),
                          detail_denoise=float(detail_denoise), lift_limit=float(lift_limit),
                          prior_pool=int(prior_pool), lit_hue=float(lit_hue), lit_keep=float(lit_keep),
-                         lit_desaturate=float(lit_desaturate), mono=float(mono))
+                         lit_desaturate=float(lit_desaturate), mono=float(mono), out_cap=float(out_cap),
+                         out_cap_floor=float(out_cap_floor))
+        if out_cap < 0 or not 0.0 <= out_cap_floor <= 1.0:
+            raise ValueError("need out_cap >= 0 and 0 <= out_cap_floor <= 1")
+        self.out_cap, self.out_cap_floor = float(out_cap), float(out_cap_floor)
         if not 0.0 <= mono <= 0.05:
             raise ValueError("mono must be in [0, 0.05]")
         self.mono = float(mono)
@@ -360,6 +371,12 @@ class RealtimeStudent(AffineOperatorModel):
             offset, gain = self._smooth_over_time(x_half, level, offset, gain)
         return offset, gain
 
+    def output_cap(self, low: torch.Tensor) -> tuple[float, torch.Tensor] | None:
+        """``(out_cap_floor, out_cap x ratio (B,))`` for :func:`cap_output_luma`, or ``None`` when disabled."""
+        if self.out_cap <= 0:
+            return None
+        return self.out_cap_floor, self.out_cap * 0.25 / (low.mean(dim=(1, 2, 3)) + 1e-2)
+
     def reset_state(self) -> None:
         """Forget the previous frame's operator (call after a seek or a new clip)."""
         self._previous = None
@@ -400,4 +417,6 @@ class RealtimeStudent(AffineOperatorModel):
         size = (max(1, round(h / s)), max(1, round(w / s)))
         low = F.interpolate(x, size=size, mode="area") if size != (h, w) else x
         offset, gain = self.predict_operator(low)
-        return apply_affine_operator(x, offset, gain)
+        out = apply_affine_operator(x, offset, gain)
+        cap = self.output_cap(low)
+        return out if cap is None else cap_output_luma(out, x, *cap)
