@@ -121,7 +121,7 @@ def _cap_yuv(out: YuvPlanes, luma_in: np.ndarray, floor: float, slope: float, ws
     """:func:`~lowlight_rt.models.affine.cap_output_luma` on limited-range planes: luma capped at full
     resolution (the input's luma read as ``(Y - 16) / 219``). Chroma is left as the operator made it: scaling
     it too cost ~6 ms of CPU per 720p frame against ~1.5 ms for the luma, and made no visible difference
-    on the night clips (the capped pixels are dark, where the operator's chroma is near grey already)."""
+    on the night driving clip (the capped pixels are dark, where the operator's chroma is near grey already)."""
     limit = _limit(luma_in, slope, 16.0 + 219.0 * floor - 16.0 * slope, ws, lowest=16)
     return YuvPlanes(cv2.min(out.y, limit), out.u, out.v, out.matrix)
 
