@@ -62,11 +62,13 @@ def test_the_rgb_and_yuv_paths_cap_like_the_reference() -> None:
 
 def test_strength_eases_the_cap_and_zero_switches_it_off() -> None:
     model = create_model("realtime", width=4, depth=1, out_cap=3.0, out_cap_floor=0.05).eval()
-    low = torch.full((2, 3, 24, 32), 0.09)
+    low = torch.full((2, 3, 24, 32), 0.04)                       # normalising gain 0.25 / 0.05 = 5
     floor, slope = model.output_cap(low)
-    assert floor == 0.05 and torch.allclose(slope, torch.full((2,), 3.0 * 0.25 / 0.1))
-    assert frame_caps(model, low, 1.0) == [pytest.approx((0.05, 7.5))] * 2
-    assert frame_caps(model, low, 0.5)[0] == pytest.approx((0.55, 7.5))
+    assert floor == 0.05 and torch.allclose(slope, torch.full((2,), 15.0))
+    assert frame_caps(model, low, 1.0) == [pytest.approx((0.05, 15.0))] * 2
+    assert frame_caps(model, low, 0.5)[0] == pytest.approx((0.55, 15.0))
+    bright = torch.full((1, 3, 24, 32), 0.5)                     # normalising gain 0.49: the slope stays 3 x 3
+    assert float(model.output_cap(bright)[1]) == pytest.approx(9.0)
     assert frame_caps(model, low, 0.0) == [None, None]
     assert create_model("realtime", width=4, depth=1).output_cap(low) is None
     with pytest.raises(ValueError):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -95,3 +98,29 @@ def test_the_shipped_student_keeps_a_black_and_white_night_frame_grey() -> None:
     out = model.enhance(grey, grey)
     assert float(out.mean()) > 2 * float(grey.mean())                     # brightened
     assert float((out - out.mean(dim=1, keepdim=True)).abs().max()) < 1e-5   # and still grey
+
+
+_SHARED = (Path(os.environ["LOWLIGHT_SHARED"]) if os.environ.get("LOWLIGHT_SHARED")
+           else Path(__file__).resolve().parents[1] / ".." / "shared")
+_MEMORIAL = _SHARED / "data" / "real-dark" / "dicm" / "26.jpg"
+
+
+@pytest.mark.skipif(not _MEMORIAL.is_file(), reason="needs ../shared/data/real-dark (or $LOWLIGHT_SHARED)")
+def test_the_shipped_student_leaves_no_glow_around_a_floodlit_building() -> None:
+    """``out_cap``: the black sky 4-10 px around DICM 26's floodlit memorial stays dark (luma 112 before
+    the cap, input 1.4); the building stays bright. Through the gate's runtime path (stills, RGB)."""
+    import cv2
+    from PIL import Image
+
+    from training.video_eval import enhance_frame
+
+    model, _ = load_model(None)
+    image = np.array(Image.open(_MEMORIAL).convert("RGB"))
+    out = enhance_frame(model, image, None, still=True)
+    luma_in, luma_out = (cv2.cvtColor(a, cv2.COLOR_RGB2GRAY) for a in (image, out))
+    lit = cv2.morphologyEx((luma_in > 60).astype(np.uint8), cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
+    ring = ((cv2.dilate(lit, np.ones((21, 21), np.uint8)) > 0) & ~(cv2.dilate(lit, np.ones((7, 7), np.uint8)) > 0)
+            & (luma_in < 12))
+    assert ring.sum() > 5000
+    assert float(luma_out[ring].mean()) < 50, float(luma_out[ring].mean())
+    assert float(luma_out[lit > 0].mean()) > 180

@@ -154,7 +154,7 @@ class RealtimeStudent(AffineOperatorModel):
             334: night photos, SICE and IR-RGB lows and normal exposures, night-clip frames),
             black-and-white video through H.264 exactly 0. ``0`` disables it.
         out_cap, out_cap_floor: ``c``, ``a``: no output pixel's luma above ``a + c * ratio * m``, ``m`` its input's
-            luma averaged over 3x3 pixels and ``ratio`` the frame's normalising gain (0.25 / mean level);
+            luma averaged over 3x3 pixels and ``ratio`` the frame's normalising gain (0.25 / mean level, at least 3);
             applied at full resolution after the operator, the pixel's colours scaled together (see
             :func:`~lowlight_rt.models.affine.cap_output_luma`). It removes the glow that the coarse
             operator spreads from lit objects into the black around them and keeps burned-in text (a
@@ -375,7 +375,10 @@ class RealtimeStudent(AffineOperatorModel):
         """``(out_cap_floor, out_cap x ratio (B,))`` for :func:`cap_output_luma`, or ``None`` when disabled."""
         if self.out_cap <= 0:
             return None
-        return self.out_cap_floor, self.out_cap * 0.25 / (low.mean(dim=(1, 2, 3)) + 1e-2)
+        # the frame's normalising gain, at least 3: then a single lit pixel on black (a star, a distant lamp:
+        # its 3x3 mean is a ninth of it) is never capped, and a well-exposed frame stays itself
+        ratio = (0.25 / (low.mean(dim=(1, 2, 3)) + 1e-2)).clamp(min=3.0)
+        return self.out_cap_floor, self.out_cap * ratio
 
     def reset_state(self) -> None:
         """Forget the previous frame's operator (call after a seek or a new clip)."""
