@@ -153,9 +153,11 @@ def test_batches_match_the_cpu_backend(fake, make, fp16, one_thread):
         ref = cpu.run(images, lows, strength)
         assert len(out) == n and all(o.shape == i.shape and o.dtype == np.uint8 for o, i in zip(out, images))
         worst, mean = _diff(out, ref)
-        # the output cap: the CPU path rounds the input's luma (OpenCV) before its 3x3 sum, times the slope
+        # the output cap: the CPU path rounds the input's luma and its 3x3 mean to a code (OpenCV), and the
+        # slope (at least 9) multiplies that half code where the cap binds
         capped = make is _tiny_realtime_capped
-        assert mean < (1.0 if fp16 else 0.6) and worst <= (8 if fp16 or capped else 3), (n, strength, worst, mean)
+        assert mean < (1.0 if fp16 or capped else 0.6) and worst <= (16 if capped else 8 if fp16 else 3), \
+            (n, strength, worst, mean)
         assert _diff(out, images)[1] > 0.5                   # the network really changed the pictures
     assert gpu.precision == ("fp16" if fp16 else "fp32")  # the FP16 check passed: no fallback
 
