@@ -11,6 +11,7 @@ from lowlight_rt.frames import YuvPlanes
 from lowlight_rt.inference.cpu import apply_operator_numpy, apply_operator_yuv, frame_caps
 from lowlight_rt.models import create_model
 from lowlight_rt.models.affine import cap_output_luma
+from tests.test_realtime_options import flat_students
 
 
 def _lit_square() -> np.ndarray:
@@ -77,14 +78,7 @@ def test_strength_eases_the_cap_and_zero_switches_it_off() -> None:
 
 @torch.no_grad()
 def test_the_model_applies_its_cap_in_forward_and_enhance() -> None:
-    torch.manual_seed(0)
-    plain = create_model("realtime", width=4, depth=1).eval()
-    capped = create_model("realtime", width=4, depth=1, out_cap=1.0).eval()
-    capped.load_state_dict(plain.state_dict())
-    for m in (plain, capped):                      # a network that lifts everything to ~0.73, flat
-        m.head.weight.zero_()
-        m.head.bias[:3].fill_(1.0)
-        m.head.bias[3:].fill_(-6.0)
+    plain, capped = flat_students({}, {"out_cap": 1.0}, base=1.0, gain=-6.0)   # lifts everything to ~0.73, flat
     x = _to_t(_lit_square())
     a, b = plain.enhance(x, x), capped.enhance(x, x)
     assert float(a[..., :8, :8].mean()) > 0.5 and float(b[..., :8, :8].mean()) < 0.08

@@ -16,6 +16,20 @@ def _student(**cfg) -> torch.nn.Module:
 
 
 @torch.no_grad()
+def flat_students(*configs: dict, base, gain: float | None = None) -> list[torch.nn.Module]:
+    """Small students, one per config, with the same weights and a constant head: base logits ``base`` (one
+    value or three) everywhere and, with ``gain``, a constant detail-gain logit (-6: no detail gain)."""
+    models = [_student(**cfg) for cfg in configs]
+    for m in models:
+        m.load_state_dict(models[0].state_dict())
+        m.head.weight[slice(None) if gain is not None else slice(0, 3)].zero_()
+        m.head.bias[:3] = torch.as_tensor(base, dtype=torch.float32)
+        if gain is not None:
+            m.head.bias[3:] = gain
+    return models
+
+
+@torch.no_grad()
 def test_keep_gate_open_is_the_identity_and_closed_is_the_plain_student() -> None:
     x = torch.rand(2, 3, 40, 56)
     plain = _student()
@@ -165,13 +179,7 @@ def test_export_student_changes_settings_not_weights(tmp_path, capsys) -> None:
 def test_lift_limit_keeps_a_black_sky_dark_beside_a_lit_building() -> None:
     x = torch.zeros(1, 3, 48, 64)
     x[..., :, 40:] = 0.7                                     # a lit building on the right, black sky on the left
-    plain = _student()
-    limited = _student(lift_limit=4.0)
-    limited.load_state_dict(plain.state_dict())
-    with torch.no_grad():                                    # a network that lifts black to grey 0.3
-        for m in (plain, limited):
-            m.head.bias[:3].fill_(-0.85)
-            m.head.weight[:3].zero_()
+    plain, limited = flat_students({}, {"lift_limit": 4.0}, base=-0.85)   # a network that lifts black to grey 0.3
     sky_plain = plain.enhance(x, x)[..., :, :24]
     sky = limited.enhance(x, x)[..., :, :24]
     assert float(sky_plain.mean()) > 0.25
@@ -214,11 +222,8 @@ def test_export_student_mix_averages_two_fine_tunes(tmp_path, capsys) -> None:
 def test_lit_hue_keeps_the_colour_of_lit_areas_and_their_rim_and_leaves_dark_ones() -> None:
     x = torch.full((1, 3, 48, 64), 0.02)
     x[:, 0, :, 40:], x[:, 1, :, 40:], x[:, 2, :, 40:] = 0.75, 0.55, 0.2     # a gold floodlit wall on the right
-    plain, kept = _student(), _student(lit_hue=0.15)
-    kept.load_state_dict(plain.state_dict())
-    for m in (plain, kept):                                  # a network that white-balances gold to green
-        m.head.weight[:3].zero_()
-        m.head.bias[:3] = torch.tensor([-1.0, 1.0, 1.0])
+    # a network that white-balances gold to green
+    plain, kept = flat_students({}, {"lit_hue": 0.15}, base=[-1.0, 1.0, 1.0])
     wall = (..., slice(8, -8), slice(48, None))
     def rg(t: torch.Tensor) -> float:
         return float(t[:, 0].mean() / t[:, 1].mean())
@@ -239,13 +244,8 @@ def test_lit_desaturate_brightens_lit_colour_like_a_power_curve_and_keeps_the_lu
 
     x = torch.full((1, 3, 48, 64), 0.02)
     x[:, 0, :, 40:], x[:, 1, :, 40:], x[:, 2, :, 40:] = 0.36, 0.24, 0.08    # a warm headlight pool
-    models = [_student(lit_hue=0.15), _student(lit_hue=0.15, lit_desaturate=1.0),
-              _student(lit_hue=0.15, lit_desaturate=0.5)]
-    for m in models:                                                   # a network that lifts to ~0.73
-        m.load_state_dict(models[0].state_dict())
-        m.head.weight.zero_()
-        m.head.bias[:3].fill_(1.0)
-        m.head.bias[3:].fill_(-6.0)                                    # (no detail gain)
+    models = flat_students({"lit_hue": 0.15}, {"lit_hue": 0.15, "lit_desaturate": 1.0},   # lifts to ~0.73
+                           {"lit_hue": 0.15, "lit_desaturate": 0.5}, base=1.0, gain=-6.0)
     pool = (..., slice(8, -8), slice(48, None))
     keep, tone, half = (m.enhance(x, x)[pool].mean(dim=(2, 3)) for m in models)
     y_in = float(rgb_to_grayscale(x[pool]).mean())
@@ -269,11 +269,7 @@ def test_mono_keeps_black_and_white_input_grey_and_leaves_colour_input_alone() -
     grey = (0.02 + 0.1 * torch.rand(1, 1, 48, 64)).expand(1, 3, 48, 64).contiguous()   # an infrared camera
     tinted = (grey + torch.tensor([0.004, 0.0, -0.002]).view(1, 3, 1, 1)).clamp(0, 1)  # + a constant tint
     colour = grey * torch.tensor([1.2, 1.0, 0.7]).view(1, 3, 1, 1)
-    plain, mono = _student(), _student(mono=0.004)
-    mono.load_state_dict(plain.state_dict())
-    for m in (plain, mono):                                  # a network that paints a purple cast
-        m.head.weight[:3].zero_()
-        m.head.bias[:3] = torch.tensor([0.5, -0.5, 0.6])
+    plain, mono = flat_students({}, {"mono": 0.004}, base=[0.5, -0.5, 0.6])   # it paints a purple cast
 
     def cast(t: torch.Tensor) -> float:                      # mean deviation from grey
         return float((t - t.mean(dim=1, keepdim=True)).abs().mean())
@@ -292,12 +288,8 @@ def test_lit_keep_leaves_exposed_areas_as_they_are_and_enhances_dark_ones() -> N
     torch.manual_seed(3)
     x = torch.full((1, 3, 48, 64), 0.03)
     x[..., :, 36:] = 0.55 + 0.3 * torch.rand(1, 3, 48, 28)   # a floodlit, textured wall on the right
-    plain, kept = _student(), _student(lit_keep=0.25)      # fully kept from 0.65
-    kept.load_state_dict(plain.state_dict())
-    for m in (plain, kept):                                  # a network that lifts everything to 0.7, flat
-        m.head.weight.zero_()
-        m.head.bias[:3].fill_(0.85)
-        m.head.bias[3:].fill_(-6.0)                          # (no detail gain)
+    # lit_keep fully from 0.65; a network that lifts everything to 0.7, flat, without detail gain
+    plain, kept = flat_students({}, {"lit_keep": 0.25}, base=0.85, gain=-6.0)
     wall = (..., slice(8, -8), slice(52, None))              # more than 2 grid cells (2 px each) inside
     assert float((plain.enhance(x, x)[wall] - x[wall]).abs().mean()) > 0.06   # the texture is flattened
     assert torch.allclose(kept.enhance(x, x)[wall], x[wall], atol=1e-5)      # kept as it is

@@ -108,7 +108,7 @@ def _limit(luma: np.ndarray, slope: float, offset: float, ws: Workspace, lowest:
 
 
 def _cap_rgb(out: np.ndarray, image: np.ndarray, floor: float, slope: float, ws: Workspace) -> np.ndarray:
-    """:func:`~lowlight_rt.models.affine.cap_output_luma` on uint8 RGB (``out`` may be modified)."""
+    """:func:`~lowlight_rt.models.affine.cap_output_luma` on uint8 RGB."""
     limit = _limit(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), slope, 255.0 * floor, ws)
     luma = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)
     if not cv2.countNonZero(cv2.compare(luma, limit, cv2.CMP_GT)):
@@ -166,13 +166,12 @@ def apply_operator_yuv(planes: YuvPlanes, offset: np.ndarray, gain: np.ndarray,
 
 
 def _apply_operator_yuv(planes: YuvPlanes, offset: np.ndarray, gain: np.ndarray, out_matrix: str,
-                        workspace: Workspace | None) -> YuvPlanes:
+                        ws: Workspace) -> YuvPlanes:
     """:func:`apply_operator_yuv` without the cap."""
     h_full, w_full = planes.height, planes.width
     half = (w_full // 2, h_full // 2)
     a = yuv_to_rgb_matrix(planes.matrix).astype(np.float32)
     b = rgb_to_yuv_matrix(out_matrix).astype(np.float32)
-    ws = workspace if workspace is not None else Workspace()
     if gain.shape[-1] == 1:
         return _apply_scalar_gain_yuv(planes, offset, gain[..., 0], b @ a, b, out_matrix, ws)
     # per-channel contiguous planes (arithmetic on interleaved channels, numpy matmul and cv2.split

@@ -38,8 +38,7 @@ import torch.nn.functional as F
 from kornia.color import rgb_to_grayscale
 from torch import nn
 
-from .affine import (AffineOperatorModel, apply_affine_operator, cap_output_luma, guard_highlights, local_max,
-                     neutralize_dark_chroma, window_mean)
+from .affine import AffineOperatorModel, guard_highlights, local_max, neutralize_dark_chroma, window_mean
 from .classical import estimate_noise_sigma
 from .registry import register_model
 
@@ -372,7 +371,7 @@ class RealtimeStudent(AffineOperatorModel):
         return offset, gain
 
     def output_cap(self, low: torch.Tensor) -> tuple[float, torch.Tensor] | None:
-        """``(out_cap_floor, out_cap x ratio (B,))`` for :func:`cap_output_luma`, or ``None`` when disabled."""
+        """``(out_cap_floor, out_cap x ratio (B,))`` for :func:`~lowlight_rt.models.affine.cap_output_luma`, or ``None`` when disabled."""
         if self.out_cap <= 0:
             return None
         # the frame's normalising gain, at least 3: then a single lit pixel on black (a star, a distant lamp:
@@ -419,7 +418,4 @@ class RealtimeStudent(AffineOperatorModel):
         h, w = x.shape[-2:]
         size = (max(1, round(h / s)), max(1, round(w / s)))
         low = F.interpolate(x, size=size, mode="area") if size != (h, w) else x
-        offset, gain = self.predict_operator(low)
-        out = apply_affine_operator(x, offset, gain)
-        cap = self.output_cap(low)
-        return out if cap is None else cap_output_luma(out, x, *cap)
+        return self.enhance(x, low)
