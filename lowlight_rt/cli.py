@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from . import __version__
+from .codecs import X264_PRESET_PARAMS
 from .config import MIN_PROC_SIZE, STREAM_RETRIES, STREAM_TIMEOUT_S, X264_CRF, X264_PRESET, X264_PRESETS, RunConfig
 from .errors import (DOCUMENTED_EXIT_CODES, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE,
                      InputError, LowlightError, OutputError, Terminated, error_line, one_line)
@@ -132,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--crf", type=_int_in(0, 51, "--crf"), default=X264_CRF,
                      help=f"x264 quality 0..51, lower is better (default {X264_CRF})")
     out.add_argument("--preset", choices=X264_PRESETS, default=X264_PRESET, metavar="PRESET",
-                     help=f"x264 preset: {', '.join(X264_PRESETS)} (default {X264_PRESET})")
+                     help=f"x264 preset: {', '.join(X264_PRESETS)} (default {X264_PRESET}; "
+                          f"{', '.join(f'{k} with {v}' for k, v in X264_PRESET_PARAMS.items())})")
     out.add_argument("--view", action="store_true", help="open the viewer for a file or stream")
     out.add_argument("--no-gui", action="store_true", help="camera/stream: record headless (needs --out)")
     out.add_argument("--max-frames", type=_int_in(1, None, "--max-frames"), metavar="N",

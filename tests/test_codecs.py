@@ -5,7 +5,7 @@ from __future__ import annotations
 import av
 import pytest
 
-from lowlight_rt import codecs
+from lowlight_rt import cli, codecs
 from lowlight_rt.codecs import (GPU_DECODER, GPU_ENCODER, SOFTWARE_ENCODER, X264_CRF, X264_PRESET, choose_codecs,
                                 codec_opens)
 from lowlight_rt.sinks import VideoFileSink
@@ -34,7 +34,7 @@ def test_falls_back_to_software_per_codec(available, opens, decoder, encoder, wh
     assert (choice.decoder, choice.encoder) == (decoder, encoder)
     assert any(why in note for note in choice.notes), choice.notes
     if encoder == SOFTWARE_ENCODER:
-        assert choice.options == {"crf": str(X264_CRF), "preset": X264_PRESET}
+        assert choice.options == codecs.x264_options()
 
 
 def test_software_requested_or_non_h264_input_never_probes_the_gpu_decoder():
@@ -56,8 +56,20 @@ def test_real_probe_here():
 
 
 def test_x264_options_from_one_place():
-    assert codecs.x264_options() == {"crf": str(X264_CRF), "preset": X264_PRESET}
-    assert codecs.x264_options(23, "superfast", "film")["tune"] == "film"
+    assert codecs.x264_options() == {"crf": str(X264_CRF), "preset": X264_PRESET, "x264-params": "subme=1"}
+    assert codecs.x264_options(23, "superfast", "film") == {"crf": "23", "preset": "superfast", "tune": "film"}
+    assert "x264-params" not in codecs.x264_options(preset="slow")   # a chosen preset is x264's own
+
+
+def test_default_x264_parameters_reach_the_encoder(tmp_path):
+    """``subme=1`` is what libx264 runs with by default: its settings string in the written stream says so."""
+    clip = media.make_clip(tmp_path / "in.mp4", width=64, height=48, frames=3)
+    out = tmp_path / "out.mp4"
+    assert cli.main(["--input", str(clip), "--out", str(out), "--model", "classical", "--quiet"]) == 0
+    data = out.read_bytes()
+    start = data.index(b"x264 - core")
+    settings = data[start:data.index(b"\0", start)].decode()
+    assert " subme=1 " in settings and " me=hex " in settings, settings   # veryfast's search, subme 1
 
 
 def test_sink_encodes_with_the_given_codec_and_options(tmp_path, monkeypatch):
