@@ -410,3 +410,88 @@ def test_cuda_graphs_and_worker():
     ref = _cpu(_tiny_rt(), proc_size=16).enhance(frames)
     for (_, a), b in zip(got, ref):
         assert np.abs(a.astype(int) - b.astype(int)).mean() < 3.0
+
+
+# -- overlap: the network on the next batch while the operator is applied ------------------------------
+def test_cpu_submit_runs_the_network_and_leaves_the_application_to_result(monkeypatch):
+    from lowlight_rt.inference import cpu
+
+    applied = []
+    real = cpu.apply_operator_numpy
+    monkeypatch.setattr(cpu, "apply_operator_numpy", lambda *a, **k: applied.append(1) or real(*a, **k))
+    engine = _cpu(_tiny_rt())
+    frames = _frames(3, 24, 32)
+    pending = engine.submit(frames)
+    assert not applied   # the network ran (temporal state moved on); the application waits for result()
+    out = pending.result()
+    assert len(applied) == 3
+    engine.model.reset_state()
+    lows = [engine._low(f, *engine.proc_shape(32, 24)) for f in frames]
+    same = cpu.CpuBackend(engine.model, 1, False).run([f.image for f in frames], None if lows[0] is None else lows, 1.0)
+    assert all(np.array_equal(a, b) for a, b in zip(out, same))   # the same as in one step
+
+
+def test_worker_overlap_applies_on_its_finishing_thread_and_ends_it(monkeypatch):
+    from lowlight_rt.inference import cpu
+    from lowlight_rt.inference.worker import FINISH_THREAD_NAME
+
+    where = []
+    real = cpu.apply_operator_numpy
+    monkeypatch.setattr(cpu, "apply_operator_numpy",
+                        lambda *a, **k: where.append(threading.current_thread().name) or real(*a, **k))
+    engine = _cpu(_tiny_rt())
+    with InferenceWorker(ListSource(_frames(5, 24, 32)), engine, overlap=True) as worker:
+        assert len(list(worker)) == 5
+    assert len(where) == 5 and all(name.startswith(FINISH_THREAD_NAME) for name in where)
+    assert not any(t.name.startswith(FINISH_THREAD_NAME) for t in threading.enumerate())
+
+
+def test_worker_overlap_error_in_the_application_reaches_the_consumer(monkeypatch):
+    from lowlight_rt.inference import cpu
+
+    calls = []
+    real = cpu.apply_operator_numpy
+
+    def breaks_on_the_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise MemoryError("no room for the output")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cpu, "apply_operator_numpy", breaks_on_the_third)
+    worker = InferenceWorker(ListSource(_frames(6, 16, 16)), _cpu(_tiny_rt()), overlap=True).start()
+    got = []
+    with pytest.raises(MemoryError, match="no room"):
+        while (item := worker.get(timeout=10)) is not None:
+            got.append(item)
+    assert [f.index for f, _ in got] == [0, 1]   # the frames before it, in order
+    worker.stop()
+    assert _no_worker_threads()
+
+
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_worker_overlap_delivers_the_same_frames_in_order(batch_size):
+    """With ``overlap`` the worker holds one batch in flight (network of batch N+1 before batch N is handed
+    on): every frame still comes out, in order, exactly as without it (the temporal state runs in order)."""
+    frames = _frames(7, 24, 32)
+    results = {}
+    for overlap in (False, True):
+        model = _tiny_rt()
+        model.temporal_alpha = 0.5
+        engine = _cpu(model)
+        with InferenceWorker(ListSource(frames), engine, batch_size=batch_size, overlap=overlap) as worker:
+            results[overlap] = list(worker)
+        engine.close()
+    assert [f.index for f, _ in results[True]] == list(range(7))
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(results[False], results[True]))
+    assert _no_worker_threads()
+
+
+def test_worker_overlap_stop_mid_stream():
+    frames = _frames(40, 24, 32)
+    engine = _cpu(_tiny_rt())
+    worker = InferenceWorker(ListSource(frames, delay=0.001), engine, overlap=True, out_queue_size=1).start()
+    assert worker.get(timeout=10)[0].index == 0
+    worker.stop()
+    assert _no_worker_threads() and not worker.running
+    engine.close()

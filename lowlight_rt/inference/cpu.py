@@ -288,7 +288,8 @@ class CpuBackend:
         self._compile = compile
         self._compiled = False
         self._configured_thread: int | None = None
-        self._workspace = Workspace()   # scratch of the operator's application, this backend's thread only
+        self._workspace = Workspace()   # scratch of the operator's application, one application at a time
+        self._apply_lock = threading.Lock()
 
     def _configure_thread(self) -> None:
         ident = threading.get_ident()
@@ -317,41 +318,58 @@ class CpuBackend:
             self._fn, self._compiled = self._eager(), False
             return self._fn(*args)
 
-    def run(self, images: list[np.ndarray] | None, lows: list[np.ndarray] | None, strength: float,
-            yuv: list[YuvPlanes] | None = None) -> list[np.ndarray | YuvPlanes]:
-        """Enhance ``images`` (``(H, W, 3)`` uint8 RGB), or with ``yuv`` (affine models only) the
-        4:2:0 planes, returning :class:`YuvPlanes` (BT.709) instead of RGB arrays."""
+    def _prepare(self, images: list[np.ndarray] | None, lows: list[np.ndarray] | None, strength: float,
+                 yuv: list[YuvPlanes] | None = None) -> Callable[[], list[np.ndarray | YuvPlanes]]:
+        """Run the network now (this thread: torch's settings and the model's temporal state live here);
+        returns the rest of the work: for affine models the operator's full-resolution application,
+        which needs no torch and can run on another thread."""
         self._configure_thread()
         with torch.inference_mode():
-            if isinstance(self.model, AffineOperatorModel):
-                low = to_float_nchw(lows if lows is not None else images)
-                offset, gain = self._call(low)
-                offset, gain = offset.float(), gain.float()
-                if strength != 1.0:
-                    offset = offset * strength
-                    gain = torch.lerp(torch.ones_like(gain), gain, strength)
-                offset_np = offset.mul(255.0).permute(0, 2, 3, 1).contiguous().numpy()
-                gain_np = gain.permute(0, 2, 3, 1).contiguous().numpy()
-                caps = frame_caps(self.model, low, strength)
-                if yuv is not None:
-                    out = [apply_operator_yuv(planes, offset_np[b], gain_np[b], workspace=self._workspace, cap=caps[b])
-                           for b, planes in enumerate(yuv)]
-                else:
-                    out = [apply_operator_numpy(img, offset_np[b], gain_np[b], workspace=self._workspace, cap=caps[b])
-                           for b, img in enumerate(images)]
-            else:
+            if not isinstance(self.model, AffineOperatorModel):
                 full = to_float_nchw(images)
                 low = full if lows is None else to_float_nchw(lows)
                 enhanced = self._call(full, low).float()
                 if strength != 1.0:
                     enhanced = torch.lerp(full, enhanced, strength)
                 out = to_uint8_hwc(enhanced)
-        return out
+                return lambda: out
+            low = to_float_nchw(lows if lows is not None else images)
+            offset, gain = self._call(low)
+            offset, gain = offset.float(), gain.float()
+            if strength != 1.0:
+                offset = offset * strength
+                gain = torch.lerp(torch.ones_like(gain), gain, strength)
+            offset_np = offset.mul(255.0).permute(0, 2, 3, 1).contiguous().numpy()
+            gain_np = gain.permute(0, 2, 3, 1).contiguous().numpy()
+            caps = frame_caps(self.model, low, strength)
+        ws = self._workspace
+
+        def apply() -> list[np.ndarray | YuvPlanes]:
+            if yuv is not None:
+                return [apply_operator_yuv(planes, offset_np[b], gain_np[b], workspace=ws, cap=caps[b])
+                        for b, planes in enumerate(yuv)]
+            return [apply_operator_numpy(img, offset_np[b], gain_np[b], workspace=ws, cap=caps[b])
+                    for b, img in enumerate(images)]
+        return apply
+
+    def run(self, images: list[np.ndarray] | None, lows: list[np.ndarray] | None, strength: float,
+            yuv: list[YuvPlanes] | None = None) -> list[np.ndarray | YuvPlanes]:
+        """Enhance ``images`` (``(H, W, 3)`` uint8 RGB), or with ``yuv`` (affine models only) the
+        4:2:0 planes, returning :class:`YuvPlanes` (BT.709) instead of RGB arrays; all on this thread."""
+        with self._apply_lock:
+            return self._prepare(images, lows, strength, yuv)()
 
     def submit(self, images: list[np.ndarray] | None, lows: list[np.ndarray] | None, strength: float,
                yuv: list[YuvPlanes] | None = None) -> Callable[[], list]:
-        out = self.run(images, lows, strength, yuv)
-        return lambda: out
+        """:meth:`run` in two steps: the network now, the operator's full-resolution application when
+        the returned callable is called, on the caller's thread (the inference worker's finishing thread
+        with ``overlap``, while the network runs on the next batch; docs/PERFORMANCE.md section 7)."""
+        apply = self._prepare(images, lows, strength, yuv)
+
+        def finish() -> list[np.ndarray | YuvPlanes]:
+            with self._apply_lock:   # the workspace serves one application at a time
+                return apply()
+        return finish
 
     def accepts_yuv(self) -> bool:
         """Whether :meth:`run` can work on 4:2:0 planes (affine operator models)."""

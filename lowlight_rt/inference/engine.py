@@ -272,7 +272,9 @@ class Engine:
         return cv2.resize(frame.image, (pw, ph), interpolation=cv2.INTER_AREA)
 
     def submit(self, frames: Sequence[Frame], yuv: bool = False) -> PendingResult:
-        """Start enhancing ``frames``; on CUDA this returns before the GPU is done (double buffering).
+        """Start enhancing ``frames``; on CUDA this returns before the GPU is done (double buffering). On
+        the CPU the network has run when it returns, and an affine operator's full-resolution application
+        is left to :meth:`PendingResult.result` (which the worker may call on another thread).
 
         ``yuv=True``: frames that carry 4:2:0 planes (``Frame.yuv``) are enhanced in YUV without a
         full-size RGB picture and come back as :class:`~lowlight_rt.frames.YuvPlanes` (BT.709), when

@@ -5,6 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator
 
 import numpy as np
@@ -13,9 +14,12 @@ from ..frames import Frame
 from .engine import Engine, PendingResult
 from .stats import InferenceStats
 
-__all__ = ["InferenceWorker", "THREAD_NAME"]
+__all__ = ["InferenceWorker", "THREAD_NAME", "FINISH_THREAD_NAME"]
 
 THREAD_NAME = "lowlight-inference"
+#: with ``overlap`` on the CPU: the thread that finishes batch N (the operator's application) while
+#: the inference thread runs the network on batch N+1
+FINISH_THREAD_NAME = "lowlight-finish"
 _END = object()
 _POLL = 0.05  # seconds: how often blocked waits re-check stop()
 
@@ -26,8 +30,8 @@ class InferenceWorker:
     ``source`` needs ``read(timeout) -> Frame | None`` (``None`` = end of stream; ``TimeoutError``
     when nothing arrived yet). The consumer calls :meth:`get` (or iterates) until it returns
     ``None``; an exception raised in the thread (by the source or the engine) is re-raised by
-    :meth:`get` after the pairs produced before it. On CUDA, batch N+1 is submitted before batch
-    N is collected, so uploads overlap compute. :meth:`stop` ends the thread and joins it.
+    :meth:`get` after the pairs produced before it. On CUDA (and on the CPU with ``overlap``),
+    batch N+1 is submitted before batch N is collected, so uploads overlap compute. :meth:`stop` ends the thread and joins it.
 
     Args:
         source: the frame source (already started).
@@ -37,16 +41,21 @@ class InferenceWorker:
         out_queue_size: capacity of the output queue (back-pressure on the engine when full).
         yuv: ask the engine for the YUV path (``Engine.submit(yuv=True)``): enhanced frames may then
             be :class:`~lowlight_rt.frames.YuvPlanes` instead of RGB arrays.
+        overlap: on the CPU too, submit batch N+1 before batch N is collected: the network runs on
+            the next batch while a second thread (:data:`FINISH_THREAD_NAME`, the worker's own, ended
+            with it) finishes the previous one (files; a frame more latency, so not for live
+            sources). CUDA always overlaps.
     """
 
     def __init__(self, source: Any, engine: Engine, batch_size: int = 1, out_queue_size: int = 8,
-                 yuv: bool = False) -> None:
+                 yuv: bool = False, overlap: bool = False) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self.source = source
         self.engine = engine
         self.batch_size = int(batch_size)
         self.yuv = bool(yuv)
+        self.overlap = bool(overlap)
         self.stats = InferenceStats()
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, int(out_queue_size)))
         self._stop = threading.Event()
@@ -188,6 +197,7 @@ class InferenceWorker:
     def _run(self) -> None:
         in_flight: tuple[list[Frame], PendingResult, float] | None = None
         error: BaseException | None = None
+        finisher: ThreadPoolExecutor | None = None
         try:
             try:
                 while not self._stop.is_set():
@@ -197,13 +207,23 @@ class InferenceWorker:
                     t_submit = time.perf_counter()
                     pending = self.engine.submit(batch, yuv=True) if self.yuv else self.engine.submit(batch)
                     submit_s = time.perf_counter() - t_submit
+                    if self.overlap and self.engine.device_type != "cuda":   # finish it on the second thread
+                        if finisher is None:
+                            finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix=FINISH_THREAD_NAME)
+                        pending = finisher.submit(pending.result)   # a Future: result() waits, re-raises
                     previous, in_flight = in_flight, (batch, pending, submit_s)
-                    if previous is not None and not self._emit(*previous):
-                        in_flight = None
-                        break
-                    if self.engine.device_type != "cuda":
-                        # CPU results are ready when submit returns: holding them back for overlap
-                        # would only add a frame of latency (measured: 205 -> 110 ms median at 720p).
+                    if previous is not None:
+                        try:
+                            emitted = self._emit(*previous)
+                        except BaseException:
+                            in_flight = None   # nothing after a failed batch: no gap in the output
+                            raise
+                        if not emitted:
+                            in_flight = None
+                            break
+                    if self.engine.device_type != "cuda" and not self.overlap:
+                        # without overlap (live sources) a CPU result is handed on at once: holding it
+                        # back would add a frame of latency (measured: 205 -> 110 ms median at 720p).
                         current, in_flight = in_flight, None
                         if not self._emit(*current):
                             break
@@ -216,6 +236,8 @@ class InferenceWorker:
                     error = error or e
             self._error = error
         finally:
+            if finisher is not None:
+                finisher.shutdown(wait=True, cancel_futures=True)
             self.stats.finished()
             # the end marker must get through even when the consumer is slow; give up only on stop()
             while True:
