@@ -64,14 +64,10 @@ class Pipeline:
             them and sinks that declare ``accepts_yuv = True`` (the H.264 sink) get
             :class:`~lowlight_rt.frames.YuvPlanes`; other sinks get RGB, converted once per frame.
             Saves the two full-size colour conversions (docs/PERFORMANCE.md).
-        overlap: throughput before latency (files, not live sources): the inference thread runs the
-            network on the next batch while the engine finishes the previous one (on the CPU: applies
-            its operator on the backend's applier thread). A live source never overlaps: it would
-            wait for the next frame to arrive before handing on the current one.
     """
 
     def __init__(self, source: Source, engine: Engine, sinks: Iterable[Sink] = (), *, batch_size: int = 1,
-                 yuv: bool = False, overlap: bool = False) -> None:
+                 yuv: bool = False) -> None:
         self.source = source
         if yuv:
             source.keep_yuv = True
@@ -80,8 +76,7 @@ class Pipeline:
         self._sinks: list[Sink] = [*sinks, self.latest]
         self._sinks_lock = threading.Lock()
         batch = 1 if source.info.is_live else max(1, batch_size)
-        self.worker = InferenceWorker(source, engine, batch_size=batch, yuv=yuv,
-                                      overlap=overlap and not source.info.is_live)
+        self.worker = InferenceWorker(source, engine, batch_size=batch, yuv=yuv)
         self._writer: threading.Thread | None = None
         self._stop = threading.Event()
         self._done = threading.Event()

@@ -225,8 +225,7 @@ def open_run(config: RunConfig, engine: Engine, *, realtime: bool = False, write
             sinks.append(open_output(config, source, codecs=codecs))
         yuv = bool(sinks) and use_yuv_path(sinks[0], config, engine)
         pipeline = Pipeline(source, engine, [*sinks, *extra_sinks],
-                            batch_size=config.batch_size(engine.device_type, realtime=realtime), yuv=yuv,
-                            overlap=not realtime)
+                            batch_size=config.batch_size(engine.device_type, realtime=realtime), yuv=yuv)
     except BaseException:
         source.stop()
         for sink in sinks:

@@ -308,12 +308,13 @@ def test_worker_stop_mid_stream_with_full_queue():
     worker = InferenceWorker(source, _cpu(GammaModel()), out_queue_size=1).start()
     first = worker.get(timeout=5)
     assert first is not None and first[0].index == 0
-    # wait until the worker is blocked: frame 1 fills the queue, frame 2 waits to be put
+    # wait until the worker is blocked: frame 1 fills the queue, frame 2 waits to be put (finishing
+    # thread), frame 3 waits to be finished, frame 4 has been through the network and waits for room
     deadline = time.monotonic() + 5
-    while source.pos < 3 and time.monotonic() < deadline:
+    while source.pos < 5 and time.monotonic() < deadline:
         time.sleep(0.01)
     time.sleep(0.1)
-    assert source.pos == 3, "the worker should be blocked on the full queue"
+    assert source.pos == 5, "the worker should be blocked on the full queue"
     t = time.perf_counter()
     worker.stop()
     assert time.perf_counter() - t < 5
@@ -324,7 +325,7 @@ def test_worker_stop_mid_stream_with_full_queue():
     assert item is not None and item[0].index == 1
     assert worker.get(timeout=1) is None
     assert worker.get(timeout=1) is None
-    assert source.pos == 3
+    assert source.pos == 5
 
 
 def test_worker_set_model_mid_run():
@@ -412,7 +413,7 @@ def test_cuda_graphs_and_worker():
         assert np.abs(a.astype(int) - b.astype(int)).mean() < 3.0
 
 
-# -- overlap: the network on the next batch while the operator is applied ------------------------------
+# -- the network on the next batch while the operator is applied to this one -------------------------
 def test_cpu_submit_runs_the_network_and_leaves_the_application_to_result(monkeypatch):
     from lowlight_rt.inference import cpu
 
@@ -431,7 +432,7 @@ def test_cpu_submit_runs_the_network_and_leaves_the_application_to_result(monkey
     assert all(np.array_equal(a, b) for a, b in zip(out, same))   # the same as in one step
 
 
-def test_worker_overlap_applies_on_its_finishing_thread_and_ends_it(monkeypatch):
+def test_worker_applies_on_its_finishing_thread_and_ends_it(monkeypatch):
     from lowlight_rt.inference import cpu
     from lowlight_rt.inference.worker import FINISH_THREAD_NAME
 
@@ -440,13 +441,13 @@ def test_worker_overlap_applies_on_its_finishing_thread_and_ends_it(monkeypatch)
     monkeypatch.setattr(cpu, "apply_operator_numpy",
                         lambda *a, **k: where.append(threading.current_thread().name) or real(*a, **k))
     engine = _cpu(_tiny_rt())
-    with InferenceWorker(ListSource(_frames(5, 24, 32)), engine, overlap=True) as worker:
+    with InferenceWorker(ListSource(_frames(5, 24, 32)), engine) as worker:
         assert len(list(worker)) == 5
     assert len(where) == 5 and all(name.startswith(FINISH_THREAD_NAME) for name in where)
     assert not any(t.name.startswith(FINISH_THREAD_NAME) for t in threading.enumerate())
 
 
-def test_worker_overlap_error_in_the_application_reaches_the_consumer(monkeypatch):
+def test_worker_error_in_the_application_reaches_the_consumer_without_a_gap(monkeypatch):
     from lowlight_rt.inference import cpu
 
     calls = []
@@ -459,7 +460,7 @@ def test_worker_overlap_error_in_the_application_reaches_the_consumer(monkeypatc
         return real(*args, **kwargs)
 
     monkeypatch.setattr(cpu, "apply_operator_numpy", breaks_on_the_third)
-    worker = InferenceWorker(ListSource(_frames(6, 16, 16)), _cpu(_tiny_rt()), overlap=True).start()
+    worker = InferenceWorker(ListSource(_frames(6, 16, 16)), _cpu(_tiny_rt())).start()
     got = []
     with pytest.raises(MemoryError, match="no room"):
         while (item := worker.get(timeout=10)) is not None:
@@ -469,28 +470,35 @@ def test_worker_overlap_error_in_the_application_reaches_the_consumer(monkeypatc
     assert _no_worker_threads()
 
 
-@pytest.mark.parametrize("batch_size", [1, 2])
-def test_worker_overlap_delivers_the_same_frames_in_order(batch_size):
-    """With ``overlap`` the worker holds one batch in flight (network of batch N+1 before batch N is handed
-    on): every frame still comes out, in order, exactly as without it (the temporal state runs in order)."""
-    frames = _frames(7, 24, 32)
-    results = {}
-    for overlap in (False, True):
-        model = _tiny_rt()
-        model.temporal_alpha = 0.5
-        engine = _cpu(model)
-        with InferenceWorker(ListSource(frames), engine, batch_size=batch_size, overlap=overlap) as worker:
-            results[overlap] = list(worker)
-        engine.close()
-    assert [f.index for f, _ in results[True]] == list(range(7))
-    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(results[False], results[True]))
-    assert _no_worker_threads()
+class GatedSource(ListSource):
+    """Hands out frame 0, then waits for ``gate`` before frame 1 (a camera whose next frame is not there yet)."""
+
+    def __init__(self, frames: list[Frame]) -> None:
+        super().__init__(frames)
+        self.gate = threading.Event()
+
+    def read(self, timeout: float | None = None) -> Frame | None:
+        if self.pos == 1 and not self.gate.wait(timeout):
+            raise TimeoutError
+        return super().read(timeout)
 
 
-def test_worker_overlap_stop_mid_stream():
+def test_worker_hands_each_frame_on_without_waiting_for_the_next():
+    """The network of frame N+1 may overlap the application of frame N, but frame N never waits for N+1 to
+    arrive: a live source gets no extra latency."""
+    source = GatedSource(_frames(3, 24, 32))
+    engine = _cpu(_tiny_rt())
+    with InferenceWorker(source, engine) as worker:
+        first = worker.get(timeout=10)   # frame 1 is held back by the source
+        source.gate.set()
+        rest = list(worker)
+    assert [f.index for f, _ in [first, *rest]] == [0, 1, 2]
+
+
+def test_worker_stop_mid_stream_while_finishing():
     frames = _frames(40, 24, 32)
     engine = _cpu(_tiny_rt())
-    worker = InferenceWorker(ListSource(frames, delay=0.001), engine, overlap=True, out_queue_size=1).start()
+    worker = InferenceWorker(ListSource(frames, delay=0.001), engine, out_queue_size=1).start()
     assert worker.get(timeout=10)[0].index == 0
     worker.stop()
     assert _no_worker_threads() and not worker.running

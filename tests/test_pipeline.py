@@ -185,9 +185,8 @@ def test_live_drop_policy_with_slow_engine(no_thread_left):
     engine = slow_down(make_engine(), 0.04)
     source = FakeLiveSource(160, 96, fps=200.0, proc_shape=engine.proc_shape)
     sink = RecordingSink()
-    pipeline = Pipeline(source, engine, [sink], batch_size=8, overlap=True)
+    pipeline = Pipeline(source, engine, [sink], batch_size=8)
     assert pipeline.worker.batch_size == 1  # live sources never batch
-    assert not pipeline.worker.overlap     # nor hold a frame back for the next one
     stats = pipeline.run(max_frames=15, interval=0.05)
     assert len(sink.indices) == stats.frames_out == 15
     # drops: counted, consistent, visible as gaps in the strictly increasing indices

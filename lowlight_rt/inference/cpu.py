@@ -362,8 +362,8 @@ class CpuBackend:
     def submit(self, images: list[np.ndarray] | None, lows: list[np.ndarray] | None, strength: float,
                yuv: list[YuvPlanes] | None = None) -> Callable[[], list]:
         """:meth:`run` in two steps: the network now, the operator's full-resolution application when
-        the returned callable is called, on the caller's thread (the inference worker's finishing thread
-        with ``overlap``, while the network runs on the next batch; docs/PERFORMANCE.md section 7)."""
+        the returned callable is called, on the caller's thread (the inference worker's finishing thread,
+        while the network runs on the next batch; docs/PERFORMANCE.md section 7)."""
         apply = self._prepare(images, lows, strength, yuv)
 
         def finish() -> list[np.ndarray | YuvPlanes]:

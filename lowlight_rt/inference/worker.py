@@ -5,7 +5,8 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Iterator
 
 import numpy as np
@@ -17,8 +18,8 @@ from .stats import InferenceStats
 __all__ = ["InferenceWorker", "THREAD_NAME", "FINISH_THREAD_NAME"]
 
 THREAD_NAME = "lowlight-inference"
-#: with ``overlap`` on the CPU: the thread that finishes batch N (the operator's application) while
-#: the inference thread runs the network on batch N+1
+#: on the CPU: the thread that finishes batch N (the operator's application) and hands it on, while the
+#: inference thread runs the network on batch N+1
 FINISH_THREAD_NAME = "lowlight-finish"
 _END = object()
 _POLL = 0.05  # seconds: how often blocked waits re-check stop()
@@ -30,8 +31,11 @@ class InferenceWorker:
     ``source`` needs ``read(timeout) -> Frame | None`` (``None`` = end of stream; ``TimeoutError``
     when nothing arrived yet). The consumer calls :meth:`get` (or iterates) until it returns
     ``None``; an exception raised in the thread (by the source or the engine) is re-raised by
-    :meth:`get` after the pairs produced before it. On CUDA (and on the CPU with ``overlap``),
-    batch N+1 is submitted before batch N is collected, so uploads overlap compute. :meth:`stop` ends the thread and joins it.
+    :meth:`get` after the pairs produced before it. On CUDA, batch N+1 is submitted before batch N
+    is collected, so uploads overlap compute. On the CPU a second thread of the worker's own
+    (:data:`FINISH_THREAD_NAME`) finishes each batch (the operator's full-resolution application) and
+    hands it on at once, while this thread reads the next frames and runs the network on them: no
+    frame waits for the next one, so live sources get no extra latency. :meth:`stop` ends both threads.
 
     Args:
         source: the frame source (already started).
@@ -41,21 +45,17 @@ class InferenceWorker:
         out_queue_size: capacity of the output queue (back-pressure on the engine when full).
         yuv: ask the engine for the YUV path (``Engine.submit(yuv=True)``): enhanced frames may then
             be :class:`~lowlight_rt.frames.YuvPlanes` instead of RGB arrays.
-        overlap: on the CPU too, submit batch N+1 before batch N is collected: the network runs on
-            the next batch while a second thread (:data:`FINISH_THREAD_NAME`, the worker's own, ended
-            with it) finishes the previous one (files; a frame more latency, so not for live
-            sources). CUDA always overlaps.
     """
 
     def __init__(self, source: Any, engine: Engine, batch_size: int = 1, out_queue_size: int = 8,
-                 yuv: bool = False, overlap: bool = False) -> None:
+                 yuv: bool = False) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self.source = source
         self.engine = engine
         self.batch_size = int(batch_size)
         self.yuv = bool(yuv)
-        self.overlap = bool(overlap)
+        self._finish_failed = False
         self.stats = InferenceStats()
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, int(out_queue_size)))
         self._stop = threading.Event()
@@ -194,10 +194,29 @@ class InferenceWorker:
                 continue
         return False
 
+    def _finish_batch(self, frames: list[Frame], pending: PendingResult, submit_s: float) -> bool:
+        """:meth:`_emit` on the finishing thread; nothing more once a batch before failed (no gaps)."""
+        if self._finish_failed:
+            return False
+        try:
+            return self._emit(frames, pending, submit_s)
+        except BaseException:
+            self._finish_failed = True
+            raise
+
     def _run(self) -> None:
-        in_flight: tuple[list[Frame], PendingResult, float] | None = None
+        in_flight: tuple[list[Frame], PendingResult, float] | None = None   # CUDA: double buffering
+        finishing: deque[Future] = deque()   # CPU: batches handed to the finishing thread, in order
         error: BaseException | None = None
         finisher: ThreadPoolExecutor | None = None
+
+        def drain(keep: int = 0) -> bool:
+            """Wait until at most ``keep`` batches are finishing; False if one was cut short by stop()."""
+            while len(finishing) > keep:
+                if not finishing.popleft().result():
+                    return False
+            return True
+
         try:
             try:
                 while not self._stop.is_set():
@@ -207,33 +226,42 @@ class InferenceWorker:
                     t_submit = time.perf_counter()
                     pending = self.engine.submit(batch, yuv=True) if self.yuv else self.engine.submit(batch)
                     submit_s = time.perf_counter() - t_submit
-                    if self.overlap and self.engine.device_type != "cuda":   # finish it on the second thread
-                        if finisher is None:
-                            finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix=FINISH_THREAD_NAME)
-                        pending = finisher.submit(pending.result)   # a Future: result() waits, re-raises
-                    previous, in_flight = in_flight, (batch, pending, submit_s)
-                    if previous is not None:
-                        try:
-                            emitted = self._emit(*previous)
-                        except BaseException:
-                            in_flight = None   # nothing after a failed batch: no gap in the output
-                            raise
-                        if not emitted:
-                            in_flight = None
+                    if self.engine.device_type == "cuda":
+                        if not drain():   # batches finished on the CPU before a device switch go first
                             break
-                    if self.engine.device_type != "cuda" and not self.overlap:
-                        # without overlap (live sources) a CPU result is handed on at once: holding it
-                        # back would add a frame of latency (measured: 205 -> 110 ms median at 720p).
+                        previous, in_flight = in_flight, (batch, pending, submit_s)
+                        if previous is not None:
+                            try:
+                                emitted = self._emit(*previous)
+                            except BaseException:
+                                in_flight = None   # nothing after a failed batch: no gap in the output
+                                raise
+                            if not emitted:
+                                in_flight = None
+                                break
+                        continue
+                    if in_flight is not None:   # switched from CUDA: its last batch goes first
                         current, in_flight = in_flight, None
                         if not self._emit(*current):
                             break
+                    if finisher is None:
+                        finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix=FINISH_THREAD_NAME)
+                    # at most two batches finishing: memory stays bounded when the operator is the slower step
+                    if not drain(keep=1):
+                        break
+                    finishing.append(finisher.submit(self._finish_batch, batch, pending, submit_s))
             except BaseException as e:  # handed to the consumer after the frames already enhanced
                 error = e
-            if in_flight is not None and not self._stop.is_set():
+            try:   # the batches still finishing come before the error (theirs first: they are earlier)
+                drain()
+            except BaseException as e:
+                error = e
+                finishing.clear()
+            if in_flight is not None and not self._stop.is_set():   # CUDA: the last batch
                 try:
                     self._emit(*in_flight)
                 except BaseException as e:
-                    error = error or e
+                    error = e
             self._error = error
         finally:
             if finisher is not None:
