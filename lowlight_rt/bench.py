@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from . import __version__
+from .codecs import x264_options
 from .config import X264_CRF, X264_PRESET, X264_TUNE, RunConfig
 from .inference import Engine
 from .errors import UsageError
@@ -534,7 +535,8 @@ def run_bench(*, model: str | None = None, proc_size: int | None = None, devices
                     "platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
                     "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
         "model": info.get("name", model or "default"),
-        "settings": {"x264_crf": crf, "x264_preset": preset, "x264_tune": tune, "yuv_path": yuv,
+        "settings": {"x264_crf": crf, "x264_preset": preset, "x264_tune": tune,
+                     "x264_params": x264_options(crf, preset, tune).get("x264-params"), "yuv_path": yuv,
                      "repeats": repeats, "model_seconds_per_run": seconds},
         "model_only": [], "file": [], "targets": {},
     }
