@@ -261,7 +261,7 @@ class InferenceWorker:
                 try:
                     self._emit(*in_flight)
                 except BaseException as e:
-                    error = e
+                    error = error or e
             self._error = error
         finally:
             if finisher is not None:
