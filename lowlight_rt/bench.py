@@ -353,14 +353,15 @@ def bench_file(clip: Path, out: Path, engine: Engine, options: RunConfig, *, cap
 
 
 def bench_codec_floor(clip: Path, out: Path, engine: Engine, options: RunConfig,
-                      enhanced: Sequence) -> dict[str, Any]:
+                      enhanced: Sequence, codecs=None) -> dict[str, Any]:
     """The codec floor: decode ``clip`` (the pipeline's source, same settings) and encode the run's
-    own ``enhanced`` frames (same sink and settings) in the same two threads, with no model."""
+    own ``enhanced`` frames (same sink and settings) in the same two threads, with no model.
+    ``codecs``: a :class:`~lowlight_rt.codecs.CodecChoice` (default: the settings' libx264)."""
     from .run import open_input, open_output, use_yuv_path
 
     config = options.replace(source=str(clip), out=str(out))
     source = open_input(config, engine)
-    sink = open_output(config, source)
+    sink = open_output(config, source, codecs=codecs)
     source.keep_yuv = use_yuv_path(sink, config, engine)
     n = 0
     t0, c0 = time.perf_counter(), time.process_time()

@@ -182,3 +182,23 @@ def test_stage_breakdown_times_the_three_steps_of_a_yuv_frame():
     assert st["total_cpu_ms"] == pytest.approx(sum(st[k]["cpu_ms"] for k in ("input", "network", "operator")))
     not_affine = Engine(create_model("unet"), device="cpu", threads=1)
     assert "skipped" in bench.bench_stages(not_affine, 320, 240, rounds=1)
+
+
+def test_codec_floor_encodes_with_the_given_x264_options(tmp_path):
+    """``tools/x264_ab.py`` compares settings through ``bench_codec_floor(codecs=...)``: the options reach x264."""
+    from lowlight_rt.codecs import SOFTWARE_ENCODER, CodecChoice
+    from lowlight_rt.models import create_model
+
+    clip = media.make_clip(tmp_path / "in.mp4", width=64, height=48, frames=4)
+    engine = Engine(create_model("classical"), device="cpu", threads=1)
+    options = bench._options(crf=20, preset="veryfast", tune=None, batch=1, yuv=True)
+    enhanced = bench.bench_file(clip, tmp_path / "e.mp4", engine, options)["enhanced"]
+    out = tmp_path / "floor.mp4"
+    floor = bench.bench_codec_floor(clip, out, engine, options, enhanced,
+                                    codecs=CodecChoice(None, SOFTWARE_ENCODER, {"crf": "30", "preset": "ultrafast",
+                                                                                "x264-params": "subme=3"}))
+    assert floor["frames"] == 4
+    data = out.read_bytes()
+    settings = data[data.index(b"x264 - core"):].split(b"\0", 1)[0].decode()
+    assert " subme=3 " in settings and " crf=30.0 " in settings, settings
+    engine.close()

@@ -356,8 +356,7 @@ class CpuBackend:
             yuv: list[YuvPlanes] | None = None) -> list[np.ndarray | YuvPlanes]:
         """Enhance ``images`` (``(H, W, 3)`` uint8 RGB), or with ``yuv`` (affine models only) the
         4:2:0 planes, returning :class:`YuvPlanes` (BT.709) instead of RGB arrays; all on this thread."""
-        with self._apply_lock:
-            return self._prepare(images, lows, strength, yuv)()
+        return self.submit(images, lows, strength, yuv)()
 
     def submit(self, images: list[np.ndarray] | None, lows: list[np.ndarray] | None, strength: float,
                yuv: list[YuvPlanes] | None = None) -> Callable[[], list]:
