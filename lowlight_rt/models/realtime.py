@@ -33,6 +33,8 @@ training optimises exactly what ships.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from kornia.color import rgb_to_grayscale
@@ -41,6 +43,9 @@ from torch import nn
 from .affine import AffineOperatorModel, guard_highlights, local_max, neutralize_dark_chroma, window_mean
 from .classical import estimate_noise_sigma
 from .registry import register_model
+
+#: ``low -> (offset, gain, x_half, level)``: :meth:`RealtimeStudent.operator_grid` or a stand-in for it
+OperatorGridFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
 def _act() -> nn.Module:
@@ -277,8 +282,44 @@ class RealtimeStudent(AffineOperatorModel):
             self.head.bias.zero_()
             self.head.bias[3:].fill_(0.5413)  # softplus(0.5413) = 1
 
-    def predict_operator(self, low: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def network(self, x: torch.Tensor, level: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The trained layers alone, from the padded input to the head's raw outputs.
+
+        Args:
+            x: ``(B, 3, h, w)`` float in [0, 1], ``h`` and ``w`` multiples of :attr:`size_multiple`.
+            level: ``(B, 1, 1, 1)``, the mean of ``x`` plus 0.01.
+        Returns:
+            ``head (B, 3 + gain_channels, h/2, w/2)``, raw (base logits, gain before softplus), and
+            ``deep_mean (B, 4 width)``, the deepest features averaged over the frame (the keep gate's input).
+        """
+        ratio = 0.25 / level  # normalising gain, at most 25
+        s0 = self.stem(x * ratio)
+        s1 = self.down1(s0)
+        deep = self.down2(s1)
+        f = self.context(deep, level.log().flatten(1))
+        f = self.up0(self.up1(f, s1), s0)
+        return self.head(f), deep.mean(dim=(2, 3))
+
+    def predict_operator(self, low: torch.Tensor,
+                         operator_grid: OperatorGridFn | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``low (B, 3, h, w)`` in [0, 1] -> ``offset (B, 3, ceil(h/2), ceil(w/2))``, ``gain (B, 1|3, ...)``.
+
+        :meth:`operator_grid` (or ``operator_grid``, a stand-in with the same arguments and results:
+        the same computation exported to ONNX and run by onnxruntime on the CPU, see
+        :mod:`lowlight_rt.inference.onnx_operator`), then, at inference, the temporal filter (the only
+        step with state).
+        """
+        offset, gain, x_half, level = (operator_grid or self.operator_grid)(low)
+        if self.temporal_alpha < 1.0 and not self.training:
+            offset, gain = self._smooth_over_time(x_half, level, offset, gain)
+        return offset, gain
+
+    def operator_grid(self, low: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The operator before the temporal filter: everything :meth:`predict_operator` does without state.
+
+        ``low (B, 3, h, w)`` in [0, 1] -> ``offset (B, 3, h', w')``, ``gain (B, 1|3, h', w')`` (``h' = ceil(h/2)``,
+        ``w' = ceil(w/2)``), ``x_half (B, 3, h', w')`` (the input averaged over 2x2) and ``level (B, 1, 1, 1)``
+        (its mean + 0.01): the last two are what the temporal filter compares frames by.
 
         The network sees the input normalised by its mean brightness (``ratio = 0.25 / mean``); the
         brightness itself enters through the global context, so the features do not depend on the
@@ -291,20 +332,16 @@ class RealtimeStudent(AffineOperatorModel):
         x = F.pad(low, (0, pw, 0, ph), mode="replicate") if (ph or pw) else low
         level = x.mean(dim=(1, 2, 3), keepdim=True) + 1e-2
         ratio = 0.25 / level  # normalising gain, at most 25
-        s0 = self.stem(x * ratio)
-        s1 = self.down1(s0)
-        deep = self.down2(s1)
-        f = self.context(deep, level.log().flatten(1))
+        head, deep_mean = self.network(x, level)
         keep = None
         if self.keep_gate is not None:  # (B, 1, 1, 1) in (0, 1), from global statistics only
             x2 = x * x   # (x^2)^2: two multiplies, several times cheaper than pow(4) on CPU
             p4 = (x2 * x2).mean(dim=(1, 2, 3), keepdim=True).add(1e-8).pow(0.25) + 1e-2
-            stats = torch.cat([deep.mean(dim=(2, 3)), level.log().flatten(1), p4.log().flatten(1)], dim=1)
+            stats = torch.cat([deep_mean, level.log().flatten(1), p4.log().flatten(1)], dim=1)
             keep = torch.sigmoid(self.keep_gate(stats))[..., None, None]
-        f = self.up0(self.up1(f, s1), s0)
         gh, gw = (h + 1) // 2, (w + 1) // 2
         # NCHW-contiguous from here: elementwise ops on channel slices of channels_last are slow
-        out = self.head(f)[..., :gh, :gw].contiguous()
+        out = head[..., :gh, :gw].contiguous()
         # 2x2 mean (bilinear at exactly 1/2 with half-pixel centres; faster than avg_pool2d on CPU)
         x_half_padded = F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False).contiguous()
         x_half = x_half_padded[..., :gh, :gw].contiguous()
@@ -366,9 +403,7 @@ class RealtimeStudent(AffineOperatorModel):
         if keep is not None:
             offset = offset * (1 - keep)
             gain = torch.lerp(gain, torch.ones_like(gain), keep)
-        if self.temporal_alpha < 1.0 and not self.training:
-            offset, gain = self._smooth_over_time(x_half, level, offset, gain)
-        return offset, gain
+        return offset, gain, x_half, level
 
     def output_cap(self, low: torch.Tensor) -> tuple[float, torch.Tensor] | None:
         """``(out_cap_floor, out_cap x ratio (B,))`` for :func:`~lowlight_rt.models.affine.cap_output_luma`, or ``None`` when disabled."""
