@@ -44,7 +44,7 @@ import torch
 
 from . import __version__
 from .codecs import x264_options
-from .config import X264_CRF, X264_PRESET, X264_TUNE, RunConfig
+from .config import CPU_RUNTIMES, DEFAULT_CPU_RUNTIME, X264_CRF, X264_PRESET, X264_TUNE, RunConfig
 from .inference import Engine
 from .errors import UsageError
 from .frames import SWS_FROM_RGB, Frame, YuvPlanes
@@ -249,7 +249,8 @@ def bench_model(engine: Engine, width: int, height: int, seconds: float = 1.0, b
         if elapsed >= seconds and n >= 5:
             break
     frames_done = n * batch
-    return {"device": engine.device_name, "precision": engine.precision, "resolution": f"{width}x{height}",
+    return {"device": engine.device_name, "precision": engine.precision, "network_runtime": engine.network_runtime,
+            "resolution": f"{width}x{height}",
             "proc_shape": f"{pw}x{ph}", "batch": batch, "domain": "yuv420p" if yuv else "rgb",
             "frames": frames_done, "fps": frames_done / elapsed, "ms_per_frame": 1000.0 * elapsed / frames_done}
 
@@ -259,12 +260,12 @@ def bench_stages(engine: Engine, width: int, height: int, rounds: int = 40, coun
 
     Interleaves, frame by frame, the three stages the engine runs on a decoded 4:2:0 frame: the
     network's input made from the planes (``YuvPlanes.resized_rgb``, in the capture thread), the
-    network (``predict_operator`` at the processing size, the engine's torch threads) and the
+    network (``predict_operator`` at the processing size, the engine's threads and CPU runtime) and the
     operator applied to the planes (``apply_operator_yuv`` with a reused workspace and the model's output
     cap, if it has one). Returns median
     wall and CPU milliseconds per stage (the first few rounds are warm-up).
     """
-    from .inference.cpu import Workspace, apply_operator_yuv, frame_caps, to_float_nchw
+    from .inference.cpu import CpuBackend, Workspace, apply_operator_yuv, frame_caps, to_float_nchw
     from .models.affine import AffineOperatorModel
 
     model = engine.model
@@ -272,7 +273,8 @@ def bench_stages(engine: Engine, width: int, height: int, rounds: int = 40, coun
         return {"skipped": "CPU engine with an affine-operator model only"}
     planes = [rgb_to_planes(img) for img in _test_frames(width, height, count)]
     pw, ph = engine.proc_shape(width, height)
-    net = model.to("cpu").float().eval().to(memory_format=torch.channels_last)
+    backend = CpuBackend(model, torch.get_num_threads(), compile=False, runtime=engine.cpu_runtime)
+    net = backend.model
     workspace = Workspace()
     stages = ("input", "network", "operator")
     wall: dict[str, list[float]] = {k: [] for k in stages}
@@ -293,13 +295,13 @@ def bench_stages(engine: Engine, width: int, height: int, rounds: int = 40, coun
             yuv = planes[i % len(planes)]
             small = timed("input", lambda: yuv.resized_rgb(pw, ph))
             low = to_float_nchw([small])
-            offset, gain = timed("network", lambda: net.predict_operator(low))
+            offset, gain = timed("network", lambda: backend.predict_operator(low))
             off = offset.float().mul(255.0).permute(0, 2, 3, 1).contiguous().numpy()[0]
             g = gain.float().permute(0, 2, 3, 1).contiguous().numpy()[0]
             timed("operator", lambda: apply_operator_yuv(yuv, off, g, workspace=workspace,
                                                          cap=frame_caps(net, low)[0]))
     out: dict[str, Any] = {"resolution": f"{width}x{height}", "proc_shape": f"{pw}x{ph}", "rounds": rounds,
-                           "torch_threads": torch.get_num_threads()}
+                           "torch_threads": torch.get_num_threads(), "network_runtime": backend.network_runtime}
     for k in stages:
         out[k] = {"wall_ms": statistics.median(wall[k][5:]), "cpu_ms": statistics.median(cpu[k][5:])}
     out["total_cpu_ms"] = sum(out[k]["cpu_ms"] for k in stages)
@@ -503,8 +505,8 @@ def run_bench(*, model: str | None = None, proc_size: int | None = None, devices
               seconds: float = 1.0, repeats: int = 3, resolutions: Sequence[str] = tuple(RESOLUTIONS),
               clip_scale: float = 1.0, preset: str = X264_PRESET, crf: int = X264_CRF, tune: str | None = X264_TUNE,
               yuv: bool = True, real_clip: Path | None = REAL_CLIP, viewer: bool = False,
-              threads: int | None = None, log: Callable[[str], None] | None = None,
-              progress: bool = True, viewer_bench: Callable[..., dict[str, Any]] | None = None) -> dict[str, Any]:
+              threads: int | None = None, cpu_runtime: str = DEFAULT_CPU_RUNTIME,
+              log: Callable[[str], None] | None = None, progress: bool = True, viewer_bench: Callable[..., dict[str, Any]] | None = None) -> dict[str, Any]:
     """Run every benchmark; returns a JSON-able dict (see module docstring).
 
     ``viewer``: also measure the viewer with ``viewer_bench`` (handed in by the launcher: the
@@ -538,11 +540,12 @@ def run_bench(*, model: str | None = None, proc_size: int | None = None, devices
         "model": info.get("name", model or "default"),
         "settings": {"x264_crf": crf, "x264_preset": preset, "x264_tune": tune,
                      "x264_params": x264_options(crf, preset, tune).get("x264-params"), "yuv_path": yuv,
+                     "cpu_runtime": cpu_runtime,
                      "repeats": repeats, "model_seconds_per_run": seconds},
         "model_only": [], "file": [], "targets": {},
     }
     for device, fp16 in configs:
-        engine = Engine(net, device=device, fp16=fp16, proc_size=proc_size, threads=threads)
+        engine = Engine(net, device=device, fp16=fp16, proc_size=proc_size, threads=threads, cpu_runtime=cpu_runtime)
         result.setdefault("proc_size", engine.proc_size)
         variants = [(b, False) for b in (1, 8)] if device == "cuda" else [(1, False), (1, True)]
         for label in resolutions:
@@ -569,7 +572,7 @@ def run_bench(*, model: str | None = None, proc_size: int | None = None, devices
                     f"total {st['total_cpu_ms']:.1f}")
         engine.close()
 
-    engine = Engine(net, device=best_device, fp16=True, proc_size=proc_size, threads=threads)
+    engine = Engine(net, device=best_device, fp16=True, proc_size=proc_size, threads=threads, cpu_runtime=cpu_runtime)
     batch = RunConfig().batch_size(engine.device_type)
     options = _options(crf=crf, preset=preset, tune=tune, batch=batch, yuv=yuv)
     with tempfile.TemporaryDirectory(prefix="lowlight-bench-") as tmp:
@@ -658,6 +661,8 @@ def main(argv: Sequence[str] | None = None, *,
     p.add_argument("--tune", default=X264_TUNE, help="x264 tune (default none)")
     p.add_argument("--rgb-path", action="store_true", help="files through full-size RGB (the pre-YUV path)")
     p.add_argument("--threads", type=int, help="CPU inference threads (default: all cores but one)")
+    p.add_argument("--cpu-runtime", choices=CPU_RUNTIMES, default=DEFAULT_CPU_RUNTIME,
+                   help="what runs the network on the CPU (default %(default)s, where the checkpoint has an ONNX export)")
     p.add_argument("--viewer", action="store_true", help="also measure the viewer on a 720p@30 fake camera")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = p.parse_args(argv)
@@ -670,7 +675,7 @@ def main(argv: Sequence[str] | None = None, *,
                        repeats=max(1, args.repeats), resolutions=resolutions, clip_scale=args.clip_scale,
                        preset=args.preset, crf=args.crf, tune=args.tune, yuv=not args.rgb_path,
                        real_clip=None if args.no_real_clip else args.real_clip, viewer=args.viewer,
-                       threads=args.threads, progress=not args.quiet, viewer_bench=viewer_bench,
+                       threads=args.threads, cpu_runtime=args.cpu_runtime, progress=not args.quiet, viewer_bench=viewer_bench,
                        log=None if (args.json or not args.quiet) else (lambda _m: None))
     if args.json:
         print(json.dumps(result, indent=2, default=str))

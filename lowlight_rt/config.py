@@ -15,7 +15,7 @@ from typing import Any, Callable, Union
 from .codecs import X264_CRF, X264_PRESET, X264_TUNE
 
 __all__ = ["RunConfig", "SourceSpec", "X264_CRF", "X264_PRESET", "X264_TUNE", "X264_PRESETS", "STREAM_TIMEOUT_S",
-           "STREAM_RETRIES", "DEFAULT_BATCH", "MIN_PROC_SIZE"]
+           "STREAM_RETRIES", "DEFAULT_BATCH", "MIN_PROC_SIZE", "CPU_RUNTIMES", "DEFAULT_CPU_RUNTIME"]
 
 #: x264's presets, fastest first
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
@@ -26,6 +26,12 @@ STREAM_TIMEOUT_S = 10.0
 STREAM_RETRIES = 5
 #: frames per inference batch when none is given, by device type (live sources always use 1)
 DEFAULT_BATCH = {"cpu": 1, "cuda": 4}
+#: what computes a model's operator on the CPU: onnxruntime (the checkpoint's ONNX export of the student's
+#: operator grid, checked against the model when it loads; torch when it has none) or always torch.
+#: onnxruntime takes three quarters of eager torch's CPU time for the shipped student (16.7 -> 12.7 ms
+#: per 720p frame) and a real night clip's file job 52 instead of 61 ms (docs/PERFORMANCE.md, section 9)
+CPU_RUNTIMES = ("onnxruntime", "torch")
+DEFAULT_CPU_RUNTIME = "onnxruntime"
 #: smallest processing short side that still leaves the network something to see
 MIN_PROC_SIZE = 64
 
@@ -51,6 +57,9 @@ class RunConfig:
         threads: CPU threads for inference (``None``: all cores but one).
         batch: frames per inference batch for files (``None``: :data:`DEFAULT_BATCH` of the device).
         compile: ``torch.compile`` the model (CUDA; falls back to eager with a warning).
+        cpu_runtime: what computes the model's operator on the CPU: ``"onnxruntime"`` (when the
+            checkpoint carries a matching ONNX export of it, as the shipped student does; else torch)
+            or ``"torch"``.
         side_by_side: write ``input | enhanced``.
         crf, preset, tune: x264 settings of every MP4 written (files, recordings).
         yuv: file jobs take the YUV path (decoded 4:2:0 planes enhanced without a full-size RGB
@@ -74,6 +83,7 @@ class RunConfig:
     threads: int | None = None
     batch: int | None = None
     compile: bool = False
+    cpu_runtime: str = DEFAULT_CPU_RUNTIME
     side_by_side: bool = False
     crf: int = X264_CRF
     preset: str = X264_PRESET

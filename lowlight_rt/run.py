@@ -47,7 +47,8 @@ def load_engine(config: RunConfig) -> tuple[Engine, str]:
 
     model, info = load_model(config.model)
     engine = Engine(model, device=config.device, fp16=config.fp16, proc_size=config.proc_size,
-                    strength=config.strength, threads=config.threads, compile=config.compile)
+                    strength=config.strength, threads=config.threads, compile=config.compile,
+                    cpu_runtime=config.cpu_runtime)
     return engine, model_label(config.model, info)
 
 

@@ -161,12 +161,13 @@ def test_export_student_changes_settings_not_weights(tmp_path, capsys) -> None:
 
     src = save_checkpoint(tmp_path / "best.pt", _student(keep_gate=True), {"preset": "test"})
     dst = tmp_path / "realtime.pt"
-    assert main([str(src), str(dst), "--set", "detail_denoise=1.0", "--set", "temporal_alpha=0.5"]) == 0
+    assert main([str(src), str(dst), "--set", "detail_denoise=1.0", "--set", "temporal_alpha=0.5", "--no-onnx"]) == 0
     model, meta = load_checkpoint(dst)
     assert model.config["detail_denoise"] == 1.0 and model.config["temporal_alpha"] == 0.5
     assert meta["preset"] == "test" and meta["export"]["settings"] == {"detail_denoise": 1.0, "temporal_alpha": 0.5}
     trained, _ = load_checkpoint(src)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), trained.state_dict().values()))
+    assert model.onnx_operator is None and meta["export"]["onnx_operator"] is False   # --no-onnx
     with pytest.raises(UsageError):
         export(str(src), str(dst), {"no_such_option": 1})
     capsys.readouterr()
@@ -202,7 +203,7 @@ def test_export_student_mix_averages_two_fine_tunes(tmp_path, capsys) -> None:
     pa = save_checkpoint(tmp_path / "a.pt", a, {"preset": "a"})
     pb = save_checkpoint(tmp_path / "b.pt", b, {"preset": "b"})
     dst = tmp_path / "mix.pt"
-    assert main([str(pa), str(dst), "--mix", f"{pb}=0.25", "--set", "lift_limit=4.0"]) == 0
+    assert main([str(pa), str(dst), "--mix", f"{pb}=0.25", "--set", "lift_limit=4.0", "--no-onnx"]) == 0
     mixed, meta = load_checkpoint(dst)
     sa, sb = a.state_dict(), b.state_dict()
     for k, v in mixed.state_dict().items():
@@ -315,7 +316,7 @@ def test_export_student_reads_a_training_state(tmp_path, capsys) -> None:
                                               "ema": {"module": ema.state_dict(), "updates": 10, "decay": 0.9},
                                               "history": [{"epoch": 7, "val_psnr": 18.0, "loss": 0.1}]})
     dst = tmp_path / "realtime.pt"
-    assert main([str(state), str(dst), "--set", "lift_limit=4.0"]) == 0
+    assert main([str(state), str(dst), "--set", "lift_limit=4.0", "--no-onnx"]) == 0
     model, meta = load_checkpoint(dst)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), ema.state_dict().values()))
     assert meta["epoch"] == 7 and meta["preset"] == "realtime_small" and meta["val_metrics"] == {"val_psnr": 18.0}

@@ -31,6 +31,23 @@ def test_the_shipped_student_is_the_default_and_describes_itself() -> None:
     assert meta["export"]["settings"] == {k: model.config[k] for k in meta["export"]["settings"]}
 
 
+def test_the_shipped_student_carries_an_onnx_export_the_cpu_engine_runs() -> None:
+    pytest.importorskip("onnxruntime")
+    import warnings
+
+    from lowlight_rt.frames import Frame
+    from lowlight_rt.inference.engine import Engine
+
+    model, info = load_model(None)
+    assert model.onnx_operator is not None and info["metadata"]["export"]["onnx_operator"] is True
+    engine = Engine(model, device="cpu")
+    frame = Frame(image=np.full((72, 128, 3), 20, np.uint8), index=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                  # it matches the weights and settings: no fallback
+        engine.enhance([frame])
+    assert engine.network_runtime == "onnxruntime"
+
+
 @torch.no_grad()
 def test_the_shipped_student_brightens_dark_frames_and_leaves_well_lit_ones() -> None:
     model, _ = load_model("realtime")

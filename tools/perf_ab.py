@@ -24,13 +24,15 @@ from pathlib import Path
 from lowlight_rt.bench import (REAL_CLIP, _options, bench_codec_floor, bench_file, make_clip, scale_clip,
                                written_psnr)
 from lowlight_rt.codecs import X264_CRF, X264_PRESET
+from lowlight_rt.config import DEFAULT_CPU_RUNTIME
 from lowlight_rt.inference import Engine
 from lowlight_rt.models.catalog import load_model
 
 
 def parse_config(text: str) -> dict:
-    """``"yuv,crf=20,preset=superfast,tune=fastdecode,threads=1"`` -> settings dict."""
-    cfg = {"name": text, "yuv": True, "crf": X264_CRF, "preset": X264_PRESET, "tune": None, "threads": None}
+    """``"yuv,crf=20,preset=superfast,tune=fastdecode,threads=1,runtime=torch"`` -> settings dict."""
+    cfg = {"name": text, "yuv": True, "crf": X264_CRF, "preset": X264_PRESET, "tune": None, "threads": None,
+           "runtime": DEFAULT_CPU_RUNTIME}
     for part in text.split(","):
         if part in ("yuv", "rgb"):
             cfg["yuv"] = part == "yuv"
@@ -63,7 +65,7 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         for rep in range(args.repeats):
             for cfg in configs:
-                engine = Engine(net, device="cpu", threads=cfg["threads"])
+                engine = Engine(net, device="cpu", threads=cfg["threads"], cpu_runtime=cfg["runtime"])
                 opts = _options(crf=cfg["crf"], preset=cfg["preset"], tune=cfg["tune"], batch=1, yuv=cfg["yuv"])
                 out = work / "out.mp4"
                 run = bench_file(clip, out, engine, opts)

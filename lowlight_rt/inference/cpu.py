@@ -3,6 +3,7 @@ applied with OpenCV at full resolution (RGB, or 4:2:0 planes on the YUV path).""
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import warnings
@@ -12,9 +13,11 @@ import cv2
 import numpy as np
 import torch
 
+from ..config import CPU_RUNTIMES, DEFAULT_CPU_RUNTIME
 from ..frames import YuvPlanes, rgb_to_yuv_matrix, yuv_to_rgb_matrix
 from ..models.affine import AffineOperatorModel
 from ..models.base import EnhancementModel
+from .onnx_operator import OnnxOperator, load_onnx_operator, onnxruntime_available
 
 __all__ = ["CpuBackend", "default_threads", "to_float_nchw", "to_uint8_hwc", "apply_operator_numpy", "frame_caps",
            "apply_operator_yuv", "OUTPUT_MATRIX", "Workspace"]
@@ -279,11 +282,17 @@ def frame_caps(model: AffineOperatorModel, low: torch.Tensor, strength: float = 
 class CpuBackend:
     """float32, ``inference_mode``, channels_last; operators applied with OpenCV."""
 
-    def __init__(self, model: EnhancementModel, threads: int | None, compile: bool) -> None:
+    def __init__(self, model: EnhancementModel, threads: int | None, compile: bool,
+                 runtime: str = DEFAULT_CPU_RUNTIME) -> None:
+        if runtime not in CPU_RUNTIMES:
+            raise ValueError(f"cpu runtime must be one of {', '.join(CPU_RUNTIMES)}, got {runtime!r}")
         self.model = model.to("cpu").float().eval().requires_grad_(False).to(memory_format=torch.channels_last)
         self.threads = threads or default_threads()
         self.precision = "fp32"
         self.device_name = "cpu"
+        self._onnx = self._onnx_operator() if runtime == "onnxruntime" else None
+        #: what computes the operator grid: "onnxruntime" or "torch"
+        self.network_runtime = "torch" if self._onnx is None else "onnxruntime"
         self._fn: Callable = self._eager()
         self._compile = compile
         self._compiled = False
@@ -305,8 +314,27 @@ class CpuBackend:
             except Exception as e:  # compile is optional: keep eager
                 warnings.warn(f"torch.compile unavailable ({type(e).__name__}); running eager", stacklevel=3)
 
+    def _onnx_operator(self) -> OnnxOperator | None:
+        """The checkpoint's ONNX export of the model's operator grid, checked against the model; ``None``
+        (torch runs it) when the model has none, or with a one-line warning when it cannot be used."""
+        blob = getattr(self.model, "onnx_operator", None)
+        if blob is None or not callable(getattr(self.model, "operator_grid", None)):
+            return None
+        if not onnxruntime_available():
+            warnings.warn("onnxruntime is not installed: the model runs in torch (slower on the CPU)", stacklevel=3)
+            return None
+        try:
+            return load_onnx_operator(self.model, blob, self.threads)
+        except ValueError as e:
+            warnings.warn(f"{e}: the model runs in torch", stacklevel=3)
+            return None
+
     def _eager(self) -> Callable:
-        return self.model.predict_operator if isinstance(self.model, AffineOperatorModel) else self.model.enhance
+        if not isinstance(self.model, AffineOperatorModel):
+            return self.model.enhance
+        if self._onnx is not None:
+            return functools.partial(self.model.predict_operator, operator_grid=self._onnx)
+        return self.model.predict_operator
 
     def _call(self, *args: torch.Tensor):
         if not self._compiled:
@@ -317,6 +345,13 @@ class CpuBackend:
             warnings.warn(f"compiled model failed ({type(e).__name__}: {e}); running eager", stacklevel=3)
             self._fn, self._compiled = self._eager(), False
             return self._fn(*args)
+
+    def predict_operator(self, low: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The affine model's operator for ``low (B, 3, h, w)`` in [0, 1] as the engine computes it
+        (this backend's runtime and threads): ``offset (B, 3, h', w')``, ``gain (B, 1|3, h', w')``."""
+        self._configure_thread()
+        with torch.inference_mode():
+            return self._call(low)
 
     def _prepare(self, images: list[np.ndarray] | None, lows: list[np.ndarray] | None, strength: float,
                  yuv: list[YuvPlanes] | None = None) -> Callable[[], list[np.ndarray | YuvPlanes]]:

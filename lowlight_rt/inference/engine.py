@@ -22,6 +22,7 @@ import torch
 from ..errors import DeviceError
 from ..frames import Frame, processing_shape
 from ..models.base import EnhancementModel
+from ..config import CPU_RUNTIMES, DEFAULT_CPU_RUNTIME
 from .cpu import CpuBackend, default_threads
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,8 @@ class Engine:
         strength: blend ``in + s * (enhanced - in)``, clamped to [0, 1].
         threads: CPU threads for torch (default :func:`default_threads`: all cores but one, at least 1).
         compile: ``torch.compile`` the model (optional; falls back to eager with a warning).
+        cpu_runtime: what computes the operator on the CPU: ``"onnxruntime"`` (the checkpoint's ONNX
+            export of the operator grid, when it has one that matches the model; else torch) or ``"torch"``.
         cuda_graphs: capture the CUDA path in CUDA graphs for fixed shapes (stateless models only).
 
     Setters (``strength``, :meth:`set_proc_size`, :meth:`set_model`, :meth:`set_device`) are
@@ -104,7 +107,10 @@ class Engine:
 
     def __init__(self, model: EnhancementModel, device: str = "auto", fp16: bool = True,
                  proc_size: int | None = None, strength: float = 1.0, threads: int | None = None,
-                 compile: bool = False, cuda_graphs: bool = False) -> None:
+                 compile: bool = False, cuda_graphs: bool = False, cpu_runtime: str = DEFAULT_CPU_RUNTIME) -> None:
+        if cpu_runtime not in CPU_RUNTIMES:
+            raise ValueError(f"cpu_runtime must be one of {', '.join(CPU_RUNTIMES)}, got {cpu_runtime!r}")
+        self._cpu_runtime = cpu_runtime
         self._lock = threading.RLock()
         self._device = resolve_device(device)
         self._fp16 = bool(fp16)
@@ -232,6 +238,20 @@ class Engine:
         return "cpu"
 
     @property
+    def cpu_runtime(self) -> str:
+        """The runtime asked for on the CPU (``"onnxruntime"`` or ``"torch"``; see :attr:`network_runtime`)."""
+        return self._cpu_runtime
+
+    @property
+    def network_runtime(self) -> str:
+        """What computes the network and operator grid: ``"onnxruntime"`` or ``"torch"`` (on CUDA always
+        torch; on the CPU known after the first batch, ``"torch"`` until then)."""
+        backend = self._backend
+        if backend is not None and self._backend_generation == self._generation:
+            return getattr(backend, "network_runtime", "torch")
+        return "torch"
+
+    @property
     def precision(self) -> str:
         """``"fp16"`` or ``"fp32"`` (after the first CUDA batch, what actually runs)."""
         backend = self._backend
@@ -259,7 +279,7 @@ class Engine:
                 self._backend = CudaBackend(model, device, fp16=fp16, compile=self._compile,
                                             cuda_graphs=self._cuda_graphs)
             else:
-                self._backend = CpuBackend(model, self._threads, self._compile)
+                self._backend = CpuBackend(model, self._threads, self._compile, runtime=self._cpu_runtime)
             self._backend_generation = generation
         return self._backend
 

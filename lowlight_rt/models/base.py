@@ -58,6 +58,9 @@ class EnhancementModel(nn.Module, metaclass=abc.ABCMeta):
     needs_weights: ClassVar[bool] = True
     #: registry name, set by ``register_model``
     arch_name: ClassVar[str] = ""
+    #: the model's operator grid as ONNX when the checkpoint carries it (set by ``load_checkpoint``; the
+    #: CPU engine checks it against the model and runs it through onnxruntime)
+    onnx_operator: bytes | None = None
 
     def __init__(self, **config: Any) -> None:
         super().__init__()

@@ -3,7 +3,14 @@
 A checkpoint is a ``torch.save``d dict of plain types, loadable with ``weights_only=True``::
 
     {"format": "lowlight-rt-checkpoint", "format_version": 1, "arch": "realtime",
-     "config": {...}, "state_dict": {...}, "metadata": {...}}
+     "config": {...}, "state_dict": {...}, "metadata": {...},
+     "onnx_operator": uint8 tensor}     # optional, see below
+
+``onnx_operator`` (written by ``python -m training.export_student``) holds the model's stateless
+operator prediction (``model.operator_grid``: the trained layers and the operator steps with this
+config) exported to ONNX; :func:`load_checkpoint` puts it on ``model.onnx_operator`` and the CPU engine
+runs it through onnxruntime after checking it against the model
+(:mod:`lowlight_rt.inference.onnx_operator`). Readers that do not know the key ignore it.
 """
 
 from __future__ import annotations
@@ -55,11 +62,14 @@ def _plain(value: Any, where: str) -> Any:
     raise TypeError(f"{where} holds a {type(value).__name__}; only plain JSON-like values are allowed")
 
 
-def save_checkpoint(path: str | os.PathLike, model: EnhancementModel, metadata: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(path: str | os.PathLike, model: EnhancementModel, metadata: dict[str, Any] | None = None,
+                    onnx_operator: bytes | None = None) -> Path:
     """Write ``model`` to ``path`` atomically (temp file + rename). Returns the path.
 
     ``metadata`` should describe training data, metrics, etc.; ``date``, ``git_revision``,
-    ``num_parameters`` and ``lowlight_rt_version`` are filled in when absent.
+    ``num_parameters`` and ``lowlight_rt_version`` are filled in when absent. ``onnx_operator``: the
+    model's operator grid exported to ONNX from these very weights and config (never taken from
+    ``model.onnx_operator``, which may predate a change of either).
     """
     from .. import __version__
 
@@ -79,6 +89,8 @@ def save_checkpoint(path: str | os.PathLike, model: EnhancementModel, metadata: 
                        for k, v in model.state_dict().items()},
         "metadata": _plain(meta, "metadata"),
     }
+    if onnx_operator is not None:
+        payload["onnx_operator"] = torch.frombuffer(bytearray(onnx_operator), dtype=torch.uint8)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -106,6 +118,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     for key, kind in (("arch", str), ("config", dict), ("state_dict", dict), ("metadata", dict)):
         if not isinstance(payload.get(key), kind):
             raise ModelError(f"{path}: checkpoint field {key!r} is missing or malformed")
+    blob = payload.get("onnx_operator")
+    if blob is not None and not (isinstance(blob, torch.Tensor) and blob.dtype == torch.uint8 and blob.dim() == 1):
+        raise ModelError(f"{path}: checkpoint field 'onnx_operator' is malformed")
     return payload
 
 
@@ -142,4 +157,6 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[EnhancementModel, dict[str
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0]
         raise ModelError(f"{path}: weights do not match architecture {payload['arch']!r} ({first})") from e
+    blob = payload.get("onnx_operator")
+    model.onnx_operator = None if blob is None else blob.numpy().tobytes()
     return model.eval(), payload["metadata"]

@@ -1,7 +1,7 @@
 """Classical (non-learned) low-light enhancer: adaptive gamma + CLAHE + guided-filter denoising.
 
 No weights, no training: every step is a hand-designed image-processing operation. It is the
-runtime's default until a trained student ships in ``assets/models/``.
+runtime's default only where the trained student (``assets/models/realtime.pt``) is absent.
 
 At the processing resolution it computes a smooth per-pixel luminance gain and an edge-preserving
 denoising operator, and returns them as an affine operator (see :mod:`.affine`) that the engine

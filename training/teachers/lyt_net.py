@@ -6,8 +6,8 @@ Keras model) take one fixed spatial size each: float32 NHWC ``[N, H, W, 3]`` RGB
 (``x * 2 - 1``), output NHWC in [-1, 1] (tanh; mapped back with ``(y + 1) / 2``). ``N`` is symbolic
 in all three files (a batch runs in one call; single runs give bit-identical results). The
 architecture is not rewritten in PyTorch here: the module wraps the onnxruntime sessions and has no
-torch parameters. onnxruntime is an optional dependency (the ``train`` extra), imported only when a
-file is loaded; the runtime package never needs it.
+torch parameters. onnxruntime (a dependency of the package: the CPU engine runs the student's ONNX export
+with it) is imported only when a file is loaded.
 
 **Any H, W: resize, not tiling.** :class:`LYTNetONNX` runs the whole frame at one of the fixed
 sizes and carries the result back to full resolution (``up(net(down(x))) + (x - up(down(x)))``,
@@ -66,7 +66,7 @@ def _onnxruntime() -> Any:
         import onnxruntime
     except ImportError:
         raise ModelError("the LYT-Net teacher runs through onnxruntime, which is not installed: "
-                         "pip install 'onnxruntime>=1.16' (or the project's [train] extra)") from None
+                         "pip install 'onnxruntime>=1.16'") from None
     return onnxruntime
 
 
