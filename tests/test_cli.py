@@ -577,6 +577,7 @@ def test_console_entry_exit_code(tmp_path):
     ("--batch", "0", "1..256"), ("--threads", "0", "1..256"), ("--preset", "turbo", "veryfast"),
     ("--retries", "-1", "0..1000"), ("--camera-fps", "0", "> 0"), ("--max-frames", "0", ">= 1"),
     ("--strength", "2", "[0, 1]"), ("--timeout", "-3", "> 0"), ("--camera-size", "big", "WIDTHxHEIGHT"),
+    ("--cpu-runtime", "tensorrt", "onnxruntime"),
 ])
 def test_bad_option_values_exit_2_with_one_line(capsys, option, value, expect):
     code, _, err = run_cli(capsys, "--input", "missing.mp4", "--out", "x.mp4", option, value)
@@ -591,3 +592,23 @@ def test_proc_size_full_and_sensible_values_are_accepted():
     assert build_parser().parse_args(["--proc-size", "full"]).proc_size == 0   # the engine's full resolution
     assert build_parser().parse_args(["--proc-size", "64"]).proc_size == 64
     assert build_parser().parse_args(["--preset", "ultrafast", "--crf", "0"]).crf == 0
+
+
+def test_cpu_runtime_reaches_the_engine(capsys, clip, tmp_path, monkeypatch):
+    """``--cpu-runtime torch`` builds the engine with torch; the default is onnxruntime (RunConfig's)."""
+    from lowlight_rt import run as run_module
+    from lowlight_rt.cli import build_parser, config_from_args
+    from lowlight_rt.config import RunConfig
+
+    assert config_from_args(build_parser().parse_args([])).cpu_runtime == RunConfig().cpu_runtime == "onnxruntime"
+    seen = []
+    real_engine = run_module.Engine
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("cpu_runtime"))
+        return real_engine(*args, **kwargs)
+    monkeypatch.setattr(run_module, "Engine", spy)
+    code, _, err = run_cli(capsys, "--input", str(clip), "--out", str(tmp_path / "o.mp4"), "--max-frames", "3",
+                           "--cpu-runtime", "torch", "--quiet")
+    assert code == 0, err
+    assert seen == ["torch"]
