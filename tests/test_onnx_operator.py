@@ -137,3 +137,28 @@ def test_the_probe_uses_every_kind_of_area() -> None:
     assert float(night[:, :8].max()) < 0.02               # black sky
     assert float(night[:, 20:30, 35:50].mean()) > 0.5     # lit window: lit_hue, lit_keep, highlight guard
     assert float(low[0].mean()) < 0.03                    # a dark frame
+
+
+@pytest.mark.slow
+def test_an_onnxruntime_failure_mid_run_falls_back_to_torch_with_the_same_frames(exported, tmp_path) -> None:
+    model, blob = exported
+    path = save_checkpoint(tmp_path / "student.pt", model, {}, onnx_operator=blob)
+    loaded, _ = load_checkpoint(path)
+    engine = Engine(loaded, device="cpu")
+    frames = _frames(3)
+    first = engine.enhance(frames[:1])[0]
+    assert engine.network_runtime == "onnxruntime"
+    backend = engine._backend
+
+    def broken(low):
+        raise RuntimeError("[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : Got invalid dimensions")
+    backend._onnx = broken
+    backend._fn = backend._eager()
+    with pytest.warns(UserWarning, match="onnxruntime failed") as record:
+        rest = engine.enhance(frames[1:2]) + engine.enhance(frames[2:])
+    assert len(record) == 1 and engine.network_runtime == "torch"
+    loaded.reset_state()
+    reference = Engine(loaded, device="cpu", cpu_runtime="torch")
+    expected = [reference.enhance([f])[0] for f in frames]
+    for a, b in zip([first] + rest, expected):          # the temporal state ran on without a gap
+        assert int(np.abs(a.astype(int) - b.astype(int)).max()) <= 1

@@ -337,13 +337,20 @@ class CpuBackend:
         return self.model.predict_operator
 
     def _call(self, *args: torch.Tensor):
-        if not self._compiled:
+        if not self._compiled and self._onnx is None:
             return self._fn(*args)
         try:
             return self._fn(*args)
         except Exception as e:
-            warnings.warn(f"compiled model failed ({type(e).__name__}: {e}); running eager", stacklevel=3)
-            self._fn, self._compiled = self._eager(), False
+            if self._compiled:
+                warnings.warn(f"compiled model failed ({type(e).__name__}: {e}); running eager", stacklevel=3)
+                self._compiled = False
+            else:   # onnxruntime refused this input: torch computes the same grid (no state was touched)
+                first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+                warnings.warn(f"onnxruntime failed ({type(e).__name__}{': ' + first if first else ''}); "
+                              "the model runs in torch from now on", stacklevel=3)
+                self._onnx, self.network_runtime = None, "torch"
+            self._fn = self._eager()
             return self._fn(*args)
 
     def predict_operator(self, low: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
