@@ -209,7 +209,8 @@ def summary_text(stats: PipelineStats, engine: Engine, model_name: str, out: Pat
         f"{state}: {out}",
         f"  frames in/out   {stats.frames_in} / {stats.frames_out}   dropped {stats.dropped}   "
         f"decode errors {stats.decode_errors}" + (f"   reconnects {stats.reconnects}" if stats.reconnects else ""),
-        f"  model           {model_name} on {engine.device_name} ({engine.precision}), "
+        f"  model           {model_name} on {engine.device_name} ({engine.precision}"
+        f"{', onnxruntime' if engine.network_runtime == 'onnxruntime' else ''}), "
         f"processing size {engine.proc_size or 'full'}",
         f"  speed           end-to-end {stats.output_fps:.1f} FPS over {stats.elapsed_s:.1f} s; "
         f"capture {stats.capture_fps:.1f} FPS; inference {stats.inference_fps:.1f} FPS "

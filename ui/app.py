@@ -300,7 +300,8 @@ class MainWindow(QMainWindow):
         e = s.engine
         if e is not None:
             proc = self._proc_text()
-            lines.append(f"{getattr(e, 'device_name', '?')} {getattr(e, 'precision', '?')}  "
+            runtime = " onnxruntime" if getattr(e, "network_runtime", None) == "onnxruntime" else ""
+            lines.append(f"{getattr(e, 'device_name', '?')} {getattr(e, 'precision', '?')}{runtime}  "
                          f"model {s.model_name}  proc {proc}  strength {s.config.strength:.2f}")
         if s.recording and s.recording_path is not None:
             lines.append(f"\u25cf REC {s.recording_path.name}")
