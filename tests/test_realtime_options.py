@@ -70,6 +70,29 @@ def test_temporal_filter_averages_static_cells_and_never_ghosts_moving_ones() ->
 
 
 @torch.no_grad()
+def test_motion_noise_averages_sensor_noise_on_a_static_scene_and_still_never_ghosts() -> None:
+    """A static, noisy night scene: with ``motion`` alone the noise counts as motion and the grid follows
+    it frame by frame; with ``motion_noise`` the threshold rises with the noise and the grid is averaged,
+    while an object that really moves (a bright strip) still takes the fresh operator at once."""
+    torch.manual_seed(2)
+    scene = 0.04 + 0.04 * torch.rand(1, 3, 64, 96)                     # dark, textured, static
+    frames = [(scene + 0.012 * torch.randn(1, 3, 64, 96)).clamp(0, 1) for _ in range(8)]
+    frames[-1][..., :, 80:] = 0.5                                      # last frame: a lit strip appears
+    plain, adaptive, ref = _student(temporal_alpha=0.35), _student(temporal_alpha=0.35, motion_noise=3.0), _student()
+    steps = {name: [m.predict_operator(f)[0] for f in frames] for name, m in
+             (("plain", plain), ("adaptive", adaptive), ("ref", ref))}
+
+    def jitter(offs: list[torch.Tensor]) -> float:   # frame-to-frame change of the operator, static part
+        return float(torch.stack([(b - a)[..., :, :30].abs().mean() for a, b in zip(offs[1:-2], offs[2:-1])]).mean())
+    assert jitter(steps["plain"]) > 0.8 * jitter(steps["ref"])        # the noise passes the fixed threshold
+    assert jitter(steps["adaptive"]) < 0.5 * jitter(steps["plain"])    # averaged out
+    fresh = steps["ref"][-1][..., :, 43:]                              # grid cells of the strip and beside it
+    assert torch.allclose(steps["adaptive"][-1][..., :, 43:], fresh, atol=1e-6)
+    with pytest.raises(ValueError):
+        _student(motion_noise=-1.0)
+
+
+@torch.no_grad()
 def test_temporal_filter_resets_on_scene_cut_reset_state_and_in_training() -> None:
     model = _student(temporal_alpha=0.25)
     ref = _student()

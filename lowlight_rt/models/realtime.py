@@ -181,6 +181,11 @@ class RealtimeStudent(AffineOperatorModel):
             in the cell and its 8 neighbours, 1 where it is above (moving objects never ghost). ``1.0`` disables it. A scene cut (mean
             level changing by more than half) resets it; :meth:`reset_state` after a seek.
         motion: the normalised input change above which a grid cell is treated as moving.
+        motion_noise: ``k``: in noisy video the threshold is at least ``k`` times the frame's noise level
+            (Immerkaer's estimate on the operator grid's input, normalised like the change), so sensor
+            noise alone does not count as motion and the filter averages it out where nothing moves
+            (a noisy, static night scene: with ``motion`` alone every cell "moved" every frame and the
+            grid flickered with the noise). ``0`` disables it.
         keep_from, keep_full: a floor under the keep weight by exposure: ``k >= smoothstep`` of the
             frame's mean level (0..1) from ``keep_from`` (no floor) to ``keep_full`` (``k = 1``): a
             frame that bright is well exposed whatever the camera, and stays itself. ``keep_full=0``
@@ -205,7 +210,7 @@ class RealtimeStudent(AffineOperatorModel):
     def __init__(self, width: int = 16, depth: int = 2, gain_channels: int = 1, train_scale: float = 2.5,
                  default_proc_size: int = 256, color_prior: bool = False,
                  grey_black: float = 0.0, grey_colour: float = 0.0, highlight_guard: bool = False,
-                 keep_gate: bool = False, temporal_alpha: float = 1.0, motion: float = 0.03,
+                 keep_gate: bool = False, temporal_alpha: float = 1.0, motion: float = 0.03, motion_noise: float = 0.0,
                  keep_from: float = 0.0, keep_full: float = 0.0, detail_denoise: float = 0.0,
                  lift_limit: float = 0.0, prior_pool: int = 8, lit_hue: float = 0.0,
                  lit_keep: float = 0.0, lit_desaturate: float = 0.0, mono: float = 0.0,
@@ -214,7 +219,7 @@ class RealtimeStudent(AffineOperatorModel):
                          default_proc_size=default_proc_size, color_prior=bool(color_prior),
                          grey_black=float(grey_black), grey_colour=float(grey_colour),
                          highlight_guard=bool(highlight_guard), keep_gate=bool(keep_gate),
-                         temporal_alpha=float(temporal_alpha), motion=float(motion),
+                         temporal_alpha=float(temporal_alpha), motion=float(motion), motion_noise=float(motion_noise),
                          keep_from=float(keep_from), keep_full=float(keep_full),
                          detail_denoise=float(detail_denoise), lift_limit=float(lift_limit),
                          prior_pool=int(prior_pool), lit_hue=float(lit_hue), lit_keep=float(lit_keep),
@@ -251,7 +256,9 @@ class RealtimeStudent(AffineOperatorModel):
             raise ValueError("temporal_alpha must be in (0, 1]")
         if motion <= 0:
             raise ValueError("motion must be > 0")
-        self.temporal_alpha, self.motion = float(temporal_alpha), float(motion)
+        if motion_noise < 0:
+            raise ValueError("motion_noise must be >= 0")
+        self.temporal_alpha, self.motion, self.motion_noise = float(temporal_alpha), float(motion), float(motion_noise)
         self._previous: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self.highlight_guard = bool(highlight_guard)
         if grey_colour and not 0.0 <= grey_black < grey_colour:
@@ -434,7 +441,11 @@ class RealtimeStudent(AffineOperatorModel):
                 # a scene cut takes the new operator everywhere (lerp with weight 1 is exact); kept a
                 # tensor, so a GPU stream never waits for the host here
                 cut = (cur[1] - prev[1]).abs() > 0.5 * prev[1]
-                moving = (local_max(change, 1) > self.motion) | cut
+                threshold = self.motion
+                if self.motion_noise > 0:   # sensor noise is not motion: the threshold follows the noise level
+                    noise = estimate_noise_sigma(cur[0]).mean(dim=1).view(-1, 1, 1, 1) * (0.25 / cur[1])
+                    threshold = torch.clamp(self.motion_noise * noise, min=self.motion)
+                moving = (local_max(change, 1) > threshold) | cut
                 a = torch.where(moving, 1.0, self.temporal_alpha).to(offset.dtype)
                 # the reference input follows the output: a slow drift is tracked, not accumulated
                 state = (torch.lerp(prev[0], cur[0], a), cur[1], torch.lerp(prev[2], cur[2], a),
