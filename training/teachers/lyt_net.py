@@ -66,7 +66,7 @@ def _onnxruntime() -> Any:
         import onnxruntime
     except ImportError:
         raise ModelError("the LYT-Net teacher runs through onnxruntime, which is not installed: "
-                         "pip install 'onnxruntime>=1.16'") from None
+                         "pip install 'onnxruntime>=1.18'") from None
     return onnxruntime
 
 
