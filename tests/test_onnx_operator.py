@@ -162,3 +162,16 @@ def test_an_onnxruntime_failure_mid_run_falls_back_to_torch_with_the_same_frames
     expected = [reference.enhance([f])[0] for f in frames]
     for a, b in zip([first] + rest, expected):          # the temporal state ran on without a gap
         assert int(np.abs(a.astype(int) - b.astype(int)).max()) <= 1
+
+
+def test_without_onnxruntime_the_engine_says_so_once_and_runs_torch(tmp_path, monkeypatch) -> None:
+    import lowlight_rt.inference.cpu as cpu
+
+    path = save_checkpoint(tmp_path / "student.pt", _student(), {}, onnx_operator=b"an export")
+    loaded, _ = load_checkpoint(path)
+    monkeypatch.setattr(cpu, "onnxruntime_available", lambda: False)
+    engine = Engine(loaded, device="cpu")
+    with pytest.warns(UserWarning, match="onnxruntime is not installed") as record:
+        engine.enhance(_frames(2)[:1])
+        engine.enhance(_frames(2)[1:])
+    assert len(record) == 1 and engine.network_runtime == "torch"
