@@ -153,7 +153,6 @@ def test_an_onnxruntime_failure_mid_run_falls_back_to_torch_with_the_same_frames
     def broken(low):
         raise RuntimeError("[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : Got invalid dimensions")
     backend._onnx = broken
-    backend._fn = backend._eager()
     with pytest.warns(UserWarning, match="onnxruntime failed") as record:
         rest = engine.enhance(frames[1:2]) + engine.enhance(frames[2:])
     assert len(record) == 1 and engine.network_runtime == "torch"

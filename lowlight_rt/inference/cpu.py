@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..config import CPU_RUNTIMES, DEFAULT_CPU_RUNTIME
+from ..config import DEFAULT_CPU_RUNTIME
 from ..frames import YuvPlanes, rgb_to_yuv_matrix, yuv_to_rgb_matrix
 from ..models.affine import AffineOperatorModel
 from ..models.base import EnhancementModel
@@ -284,8 +284,6 @@ class CpuBackend:
 
     def __init__(self, model: EnhancementModel, threads: int | None, compile: bool,
                  runtime: str = DEFAULT_CPU_RUNTIME) -> None:
-        if runtime not in CPU_RUNTIMES:
-            raise ValueError(f"cpu runtime must be one of {', '.join(CPU_RUNTIMES)}, got {runtime!r}")
         self.model = model.to("cpu").float().eval().requires_grad_(False).to(memory_format=torch.channels_last)
         self.threads = threads or default_threads()
         self.precision = "fp32"
@@ -333,24 +331,30 @@ class CpuBackend:
         if not isinstance(self.model, AffineOperatorModel):
             return self.model.enhance
         if self._onnx is not None:
-            return functools.partial(self.model.predict_operator, operator_grid=self._onnx)
+            return functools.partial(self.model.predict_operator, operator_grid=self._grid)
         return self.model.predict_operator
 
+    def _grid(self, low: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The operator grid through onnxruntime; torch from the first failure on (one warning; the grid
+        has no state, so the frame is recomputed as it would have been)."""
+        if self._onnx is not None:
+            try:
+                return self._onnx(low)
+            except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
+                first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+                warnings.warn(f"onnxruntime failed ({type(e).__name__}{': ' + first if first else ''}); "
+                              "the model runs in torch from now on", stacklevel=2)
+                self._onnx, self.network_runtime = None, "torch"
+        return self.model.operator_grid(low)
+
     def _call(self, *args: torch.Tensor):
-        if not self._compiled and self._onnx is None:
+        if not self._compiled:
             return self._fn(*args)
         try:
             return self._fn(*args)
         except Exception as e:
-            if self._compiled:
-                warnings.warn(f"compiled model failed ({type(e).__name__}: {e}); running eager", stacklevel=3)
-                self._compiled = False
-            else:   # onnxruntime refused this input: torch computes the same grid (no state was touched)
-                first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
-                warnings.warn(f"onnxruntime failed ({type(e).__name__}{': ' + first if first else ''}); "
-                              "the model runs in torch from now on", stacklevel=3)
-                self._onnx, self.network_runtime = None, "torch"
-            self._fn = self._eager()
+            warnings.warn(f"compiled model failed ({type(e).__name__}: {e}); running eager", stacklevel=3)
+            self._fn, self._compiled = self._eager(), False
             return self._fn(*args)
 
     def predict_operator(self, low: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
