@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import traceback
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -195,6 +196,9 @@ def main(argv: Sequence[str] | None = None, *, viewer: ViewerHooks | None = None
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     previous_sigterm = _install_sigterm_handler()
+    previous_showwarning = warnings.showwarning
+    if not debug:   # a runtime warning (e.g. a fallback) is one line, like an error; --debug shows where
+        warnings.showwarning = _warning_line
     try:
         if argv and argv[0] == "bench":
             from .bench import main as bench_main
@@ -221,7 +225,17 @@ def main(argv: Sequence[str] | None = None, *, viewer: ViewerHooks | None = None
               file=sys.stderr)
         return EXIT_INTERNAL
     finally:
+        warnings.showwarning = previous_showwarning
         _restore_sigterm_handler(previous_sigterm)
+
+
+def _warning_line(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """``warnings.showwarning`` of the command: ``lowlight-rt: warning: MESSAGE``, one line on stderr,
+    above a progress bar if one is shown (tqdm's write keeps the bar intact)."""
+    from tqdm import tqdm
+
+    tqdm.write(f"lowlight-rt: warning: {' '.join(str(message).split())}", file=file or sys.stderr)
 
 
 _NOT_INSTALLED = object()

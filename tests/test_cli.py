@@ -612,3 +612,21 @@ def test_cpu_runtime_reaches_the_engine(capsys, clip, tmp_path, monkeypatch):
                            "--cpu-runtime", "torch", "--quiet")
     assert code == 0, err
     assert seen == ["torch"]
+
+
+def test_a_runtime_warning_is_one_line_and_the_run_goes_on(capsys, clip, tmp_path):
+    """A checkpoint whose ONNX export is corrupt: the engine falls back to torch, and the user reads one
+    ``lowlight-rt: warning:`` line (no file path, no source line); ``--debug`` keeps Python's own format."""
+    import torch
+
+    from lowlight_rt.models import create_model, save_checkpoint
+
+    torch.manual_seed(0)
+    model = create_model("realtime", width=4, depth=1, default_proc_size=64).eval()
+    ckpt = save_checkpoint(tmp_path / "student.pt", model, {}, onnx_operator=b"not an onnx model")
+    code, _, err = run_cli(capsys, "--input", str(clip), "--out", str(tmp_path / "o.mp4"), "--model", str(ckpt),
+                           "--quiet")
+    assert code == 0, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("lowlight-rt: warning: unreadable ONNX export"), err
+    assert (tmp_path / "o.mp4").stat().st_size > 0
