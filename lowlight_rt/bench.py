@@ -190,6 +190,17 @@ def make_clip(path: Path, width: int = 1280, height: int = 720, fps: int = 30, s
     return path
 
 
+def experiment_clip(spec: str, work: Path, seconds: float) -> Path:
+    """The clip of an A/B experiment (``tools/perf_ab.py``, ``tools/x264_ab.py``): ``"generated"`` (the
+    bench's noisy night scene at 720p), ``"real"`` (:data:`REAL_CLIP` scaled to 720p) or a path; the
+    first two are written into ``work``, ``seconds`` long."""
+    if spec == "generated":
+        return make_clip(work / "clip.mp4", seconds=seconds)
+    if spec == "real":
+        return scale_clip(REAL_CLIP, work / "real.mp4", seconds=seconds)
+    return Path(spec)
+
+
 def scale_clip(src: Path, dst: Path, width: int = 1280, height: int = 720, seconds: float = 4.0) -> Path:
     """The first ``seconds`` of ``src`` scaled to ``width x height`` (x264 CRF 14, BT.709, no audio)."""
     import av

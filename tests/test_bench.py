@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -202,3 +203,14 @@ def test_codec_floor_encodes_with_the_given_x264_options(tmp_path):
     settings = data[data.index(b"x264 - core"):].split(b"\0", 1)[0].decode()
     assert " subme=3 " in settings and " crf=30.0 " in settings, settings
     engine.close()
+
+
+def test_experiment_clip_names_the_generated_or_real_clip_or_takes_a_path(tmp_path, monkeypatch):
+    """The A/B tools' ``--clip``: ``generated`` and ``real`` are made in the work folder, anything else is a path."""
+    made = []
+    monkeypatch.setattr(bench, "make_clip", lambda path, seconds: made.append(("generated", path, seconds)) or path)
+    monkeypatch.setattr(bench, "scale_clip", lambda src, dst, seconds: made.append(("real", src, dst, seconds)) or dst)
+    assert bench.experiment_clip("generated", tmp_path, 2.0) == tmp_path / "clip.mp4"
+    assert bench.experiment_clip("real", tmp_path, 3.0) == tmp_path / "real.mp4"
+    assert bench.experiment_clip("night.mp4", tmp_path, 1.0) == Path("night.mp4")
+    assert made == [("generated", tmp_path / "clip.mp4", 2.0), ("real", bench.REAL_CLIP, tmp_path / "real.mp4", 3.0)]

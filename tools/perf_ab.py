@@ -21,8 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from lowlight_rt.bench import (REAL_CLIP, _options, bench_codec_floor, bench_file, make_clip, scale_clip,
-                               written_psnr)
+from lowlight_rt.bench import _options, bench_codec_floor, bench_file, experiment_clip, written_psnr
 from lowlight_rt.codecs import X264_CRF, X264_PRESET
 from lowlight_rt.config import DEFAULT_CPU_RUNTIME
 from lowlight_rt.inference import Engine
@@ -56,12 +55,7 @@ def main(argv=None) -> int:
             for c in configs}
     with tempfile.TemporaryDirectory(prefix="lowlight-ab-") as tmp:
         work = Path(tmp)
-        if args.clip == "generated":
-            clip = make_clip(work / "clip.mp4", seconds=args.seconds)
-        elif args.clip == "real":
-            clip = scale_clip(REAL_CLIP, work / "real.mp4", seconds=args.seconds)
-        else:
-            clip = Path(args.clip)
+        clip = experiment_clip(args.clip, work, args.seconds)
         t0 = time.perf_counter()
         for rep in range(args.repeats):
             for cfg in configs:

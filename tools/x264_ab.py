@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from lowlight_rt.bench import REAL_CLIP, _options, bench_codec_floor, bench_file, make_clip, scale_clip, written_psnr
+from lowlight_rt.bench import _options, bench_codec_floor, bench_file, experiment_clip, written_psnr
 from lowlight_rt.codecs import SOFTWARE_ENCODER, X264_CRF, X264_PRESET, CodecChoice
 from lowlight_rt.inference import Engine
 from lowlight_rt.models.catalog import load_model
@@ -48,12 +48,7 @@ def main(argv=None) -> int:
     options = _options(crf=X264_CRF, preset=X264_PRESET, tune=None, batch=1, yuv=True)
     with tempfile.TemporaryDirectory(prefix="lowlight-x264-") as tmp:
         work = Path(tmp)
-        if args.clip == "generated":
-            clip = make_clip(work / "clip.mp4", seconds=args.seconds)
-        elif args.clip == "real":
-            clip = scale_clip(REAL_CLIP, work / "real.mp4", seconds=args.seconds)
-        else:
-            clip = Path(args.clip)
+        clip = experiment_clip(args.clip, work, args.seconds)
         enhanced = bench_file(clip, work / "enhanced.mp4", engine, options)["enhanced"]
         rows: dict[str, dict] = {text: {"cpu": []} for text, _ in settings}
         for _ in range(args.repeats):
