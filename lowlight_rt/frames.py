@@ -38,6 +38,17 @@ YUV_MATRICES = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722)}
 # BT.601, so the RGB path and the YUV path agree on untagged files.
 _AV_COLORSPACE = {1: "bt709", 2: "bt601", 5: "bt601", 6: "bt601"}
 _MATRIX_AV = {"bt709": 1, "bt601": 6}
+#: swscale's name of each matrix (``dst_colorspace`` of ``av.VideoFrame.reformat``)
+SWS_MATRIX = {"bt709": "ITU709", "bt601": "ITU601"}
+
+
+def yuv_path_matrix(vf) -> str | None:
+    """The matrix (``"bt601"`` / ``"bt709"``) of a decoded ``av.VideoFrame`` as the YUV path reads it,
+    or ``None`` when the YUV path cannot take the frame: not yuv420p, odd size, full range, or another
+    matrix. Untagged frames are BT.601, as swscale converts them."""
+    if vf.format.name != "yuv420p" or vf.width % 2 or vf.height % 2 or int(vf.color_range or 0) == 2:
+        return None
+    return _AV_COLORSPACE.get(int(vf.colorspace or 2))
 
 
 def _is_neutral(chroma: np.ndarray) -> bool:
@@ -99,9 +110,7 @@ class YuvPlanes:
         """The planes of a decoded ``av.VideoFrame`` (views of its buffers, no copy; the frame is kept
         alive with them), or ``None`` when the YUV path cannot take it: not yuv420p, odd size, full
         range, or a matrix other than BT.601 / BT.709."""
-        if vf.format.name != "yuv420p" or vf.width % 2 or vf.height % 2 or int(vf.color_range or 0) == 2:
-            return None
-        matrix = _AV_COLORSPACE.get(int(vf.colorspace or 2))
+        matrix = yuv_path_matrix(vf)
         if matrix is None:
             return None
         w, h = vf.width, vf.height

@@ -163,7 +163,8 @@ def open_input(config: RunConfig, engine: Engine, *, realtime: bool = False, dec
 def open_output(config: RunConfig, source: Source, out: str | os.PathLike | None = None,
                 codecs: CodecChoice | None = None) -> Sink:
     """The sink for ``out`` (default ``config.out``): an image folder / image file for image inputs,
-    else an H.264 MP4 with the config's x264 settings (or ``codecs``' encoder).
+    else an H.264 MP4 with the config's x264 settings (or ``codecs``' encoder), in the input's YUV
+    matrix (BT.601 or BT.709; BT.709 when the input has none the YUV path reads).
 
     A live input (camera, live stream) is recorded crash-safe (fragmented MP4: SIGKILL, a power
     cut or a full disk lose at most the last ~2 s); a file gives a normal MP4, index first.
@@ -186,7 +187,7 @@ def open_output(config: RunConfig, source: Source, out: str | os.PathLike | None
     return VideoFileSink(path, info.width, info.height, time_base=info.time_base, fps=info.fps,
                          audio_from=audio_from, crf=config.crf, preset=config.preset, tune=config.tune,
                          side_by_side=config.side_by_side, metadata=info.metadata,
-                         rotation=info.rotation, fragmented=info.is_live,
+                         rotation=info.rotation, fragmented=info.is_live, matrix=info.yuv_matrix or "bt709",
                          **({"codec": codecs.encoder, "codec_options": codecs.options} if codecs else {}))
 
 

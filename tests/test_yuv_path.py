@@ -128,7 +128,7 @@ def test_operator_in_yuv_matches_the_rgb_path(clip, channels):
     offset, gain = smooth_operator(24, 40, channels)
     reference = rgb_to_planes(apply_operator_numpy(vf.to_ndarray(format="rgb24", threads=1,
                                                                  interpolation=SWS_TO_RGB), offset, gain))
-    out = apply_operator_yuv(planes, offset, gain)
+    out = apply_operator_yuv(planes, offset, gain, out_matrix="bt709")   # BT.601 (untagged) in, BT.709 out
     assert out.matrix == "bt709" and out.y.shape == planes.y.shape and out.u.shape == planes.u.shape
     assert planes_psnr(out, reference) > 40.0
     if channels == 1:
@@ -144,9 +144,35 @@ def test_scalar_gain_operator_on_bt601_planes_writes_bt709_like_the_rgb_path(cli
     assert planes.matrix == "bt601"
     offset, gain = smooth_operator(24, 40, 1, seed=3)
     reference = rgb_to_planes(apply_operator_numpy(planes.to_rgb(), offset, gain))
-    out = apply_operator_yuv(planes, offset, gain)
+    out = apply_operator_yuv(planes, offset, gain, out_matrix="bt709")
     assert out.matrix == "bt709"
     assert psnr(out.y, reference.y) > 45.0 and planes_psnr(out, reference) > 42.0
+
+
+def bt601_planes(rgb: np.ndarray) -> YuvPlanes:
+    """``(H, W, 3)`` uint8 RGB -> BT.601 limited-range planes, tagged SMPTE 170M, the sink's conversion."""
+    from lowlight_rt.frames import SWS_FROM_RGB
+
+    vf = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+        format="yuv420p", dst_colorspace="ITU601", dst_color_range="MPEG", interpolation=SWS_FROM_RGB)
+    vf.colorspace, vf.color_range = 6, 1
+    return YuvPlanes.from_av(vf)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_operator_keeps_the_input_matrix_by_default(clip, channels):
+    """No ``out_matrix``: the planes come back in the input's matrix (what a file job writes), matching
+    the RGB path converted to that matrix; with a one-channel gain luma and chroma need nothing else."""
+    vf = first_av_frame(clip)
+    planes = YuvPlanes.from_av(vf)
+    assert planes.matrix == "bt601"
+    offset, gain = smooth_operator(24, 40, channels, seed=4)
+    reference = bt601_planes(apply_operator_numpy(planes.to_rgb(), offset, gain))
+    out = apply_operator_yuv(planes, offset, gain)
+    assert out.matrix == "bt601"
+    assert planes_psnr(out, reference) > 40.0
+    if channels == 1:
+        assert psnr(out.y, reference.y) > 45.0 and planes_psnr(out, reference) > 44.0
 
 
 @pytest.mark.parametrize("matrix,channels", [("bt709", 1), ("bt601", 1), ("bt709", 3), ("bt601", 3)])
@@ -191,6 +217,29 @@ def test_sink_encodes_planes_as_they_are(tmp_path, clip):
         assert np.array_equal(a.y, b.y) and np.array_equal(a.u, b.u) and np.array_equal(a.v, b.v)
 
 
+@pytest.mark.parametrize("matrix", ["bt601", "bt709"])
+def test_sink_writes_and_tags_planes_in_its_matrix(tmp_path, clip, matrix):
+    """BT.601 planes: stored as they are by a BT.601 sink (tagged SMPTE 170M), converted by a BT.709 one
+    (tagged BT.709); either file shows the same picture."""
+    rng = np.random.default_rng(3)
+    rgb = cv2.GaussianBlur(rng.integers(0, 256, (240, 352, 3), dtype=np.uint8), (0, 0), 3)
+    planes = bt601_planes(rgb)
+    sink = VideoFileSink(tmp_path / "o.mp4", 352, 240, time_base=None, fps=25, crf=0, preset="ultrafast",
+                         matrix=matrix)
+    for i in range(2):
+        sink.write(Frame(image=None, index=i, yuv=planes), planes)
+    sink.close()
+    with av.open(str(tmp_path / "o.mp4")) as c:
+        assert c.streams.video[0].codec_context.colorspace == {"bt601": 6, "bt709": 1}[matrix]
+        got = [YuvPlanes.from_av(f) for f in c.decode(video=0)]
+    assert len(got) == 2 and got[0].matrix == matrix
+    if matrix == "bt601":
+        assert np.array_equal(got[0].y, planes.y) and np.array_equal(got[0].u, planes.u)
+    assert psnr(got[0].to_rgb(), planes.to_rgb()) > 38.0
+    with pytest.raises(ValueError):
+        VideoFileSink(tmp_path / "p.mp4", 352, 240, time_base=None, fps=25, matrix="bt2020")
+
+
 def test_file_job_takes_the_yuv_path_without_full_size_rgb(tmp_path, clip, monkeypatch):
     """(The network runs below the clip's size, 280x192: at full size it would need the RGB picture.)"""
     conversions = []
@@ -203,6 +252,7 @@ def test_file_job_takes_the_yuv_path_without_full_size_rgb(tmp_path, clip, monke
         config = RunConfig(source=str(clip), out=str(out), quiet=True, yuv=yuv, crf=0, preset="ultrafast")
         assert run_job(config, engine) == 0
         with av.open(str(out)) as c:
+            assert c.streams.video[0].codec_context.colorspace == 6   # the untagged input's BT.601, kept
             outputs[yuv] = [f.to_ndarray(format="rgb24", interpolation=SWS_TO_RGB) for f in c.decode(video=0)]
         if yuv:
             assert conversions == []  # no frame went through full-size RGB

@@ -20,10 +20,7 @@ from ..models.base import EnhancementModel
 from .onnx_operator import OnnxOperator, load_onnx_operator, onnxruntime_available
 
 __all__ = ["CpuBackend", "default_threads", "to_float_nchw", "to_uint8_hwc", "apply_operator_numpy", "frame_caps",
-           "apply_operator_yuv", "OUTPUT_MATRIX", "Workspace"]
-
-#: matrix of the YUV the engine writes (the video sink tags and expects BT.709, limited range)
-OUTPUT_MATRIX = "bt709"
+           "apply_operator_yuv", "Workspace"]
 
 
 def default_threads() -> int:
@@ -130,7 +127,7 @@ def _cap_yuv(out: YuvPlanes, luma_in: np.ndarray, floor: float, slope: float, ws
 
 
 def apply_operator_yuv(planes: YuvPlanes, offset: np.ndarray, gain: np.ndarray,
-                       out_matrix: str = OUTPUT_MATRIX, workspace: Workspace | None = None,
+                       out_matrix: str | None = None, workspace: Workspace | None = None,
                        cap: tuple[float, float] | None = None) -> YuvPlanes:
     """The affine operator of :func:`apply_operator_numpy`, applied to 4:2:0 planes without a
     full-resolution RGB picture.
@@ -157,14 +154,15 @@ def apply_operator_yuv(planes: YuvPlanes, offset: np.ndarray, gain: np.ndarray,
         planes: input picture, ``(H, W)`` / ``(H/2, W/2)`` uint8 planes.
         offset: ``(h, w, 3)`` float32 RGB offset in 0..255 units (the operator grid).
         gain: ``(h, w, 1|3)`` float32 RGB gain.
-        out_matrix: matrix of the output planes.
+        out_matrix: matrix of the output planes; ``None``: the input's (no matrix change: the
+            cheapest route, and what a file job does, its output tagged with the input's matrix).
         workspace: scratch arrays to reuse across calls (``None``: fresh ones).
         cap: ``(floor, slope)`` as in :func:`apply_operator_numpy` (the input's luma read as ``(Y - 16) / 219``).
     Returns:
         New :class:`YuvPlanes` in ``out_matrix`` (full size, limited range; never workspace arrays).
     """
     ws = workspace if workspace is not None else Workspace()
-    out = _apply_operator_yuv(planes, offset, gain, out_matrix, ws)
+    out = _apply_operator_yuv(planes, offset, gain, out_matrix or planes.matrix, ws)
     return out if cap is None else _cap_yuv(out, planes.y, *cap, ws)
 
 
@@ -401,7 +399,7 @@ class CpuBackend:
     def run(self, images: list[np.ndarray] | None, lows: list[np.ndarray] | None, strength: float,
             yuv: list[YuvPlanes] | None = None) -> list[np.ndarray | YuvPlanes]:
         """Enhance ``images`` (``(H, W, 3)`` uint8 RGB), or with ``yuv`` (affine models only) the
-        4:2:0 planes, returning :class:`YuvPlanes` (BT.709) instead of RGB arrays; all on this thread."""
+        4:2:0 planes, returning :class:`YuvPlanes` (in the input's matrix) instead of RGB arrays; all on this thread."""
         return self.submit(images, lows, strength, yuv)()
 
     def submit(self, images: list[np.ndarray] | None, lows: list[np.ndarray] | None, strength: float,

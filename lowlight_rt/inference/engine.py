@@ -297,7 +297,7 @@ class Engine:
         is left to :meth:`PendingResult.result` (which the worker may call on another thread).
 
         ``yuv=True``: frames that carry 4:2:0 planes (``Frame.yuv``) are enhanced in YUV without a
-        full-size RGB picture and come back as :class:`~lowlight_rt.frames.YuvPlanes` (BT.709), when
+        full-size RGB picture and come back as :class:`~lowlight_rt.frames.YuvPlanes` (in the input's matrix), when
         the backend can (CPU, affine operator models); everything else comes back as RGB arrays.
         """
         frames = list(frames)

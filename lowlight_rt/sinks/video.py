@@ -13,15 +13,16 @@ import numpy as np
 
 from lowlight_rt.codecs import SOFTWARE_ENCODER, X264_CRF, X264_PRESET, X264_TUNE, x264_options
 from lowlight_rt.errors import OutputError, UsageError
-from lowlight_rt.frames import SWS_FROM_RGB, Frame, YuvPlanes
+from lowlight_rt.frames import SWS_FROM_RGB, SWS_MATRIX, Frame, YuvPlanes
 from lowlight_rt.sinks.base import same_path
 
 __all__ = ["VideoFileSink", "check_output_path", "trim_fragmented_mp4"]
 
 # Keys describing the OLD file's container; the muxer writes fresh ones.
 _TECHNICAL_METADATA = frozenset({"major_brand", "minor_version", "compatible_brands", "encoder"})
-# ITU-R BT.709, limited ("tv") range: what the RGB -> YUV conversion uses and what the file is tagged with.
+# ITU-R BT.709 primaries and transfer, limited ("tv") range: what the file is tagged with; the matrix is the sink's.
 _BT709 = 1
+_MATRIX_TAG = {"bt709": 1, "bt601": 6}   # AVColorSpace: BT.709, SMPTE 170M (BT.601)
 _RANGE_TV = 1
 # Crash-safe (fragmented) MP4 for live recordings: a fragment (moof + mdat) is cut every
 # _FRAGMENT_S of media time whatever the keyframe interval (measured: no size cost, unlike a
@@ -73,7 +74,11 @@ def check_output_path(path: str | os.PathLike, input_path: str | os.PathLike | N
 
 
 class VideoFileSink:
-    """Encodes enhanced frames to H.264 (libx264, yuv420p, BT.709 tagged) in an MP4 / MKV / MOV.
+    """Encodes enhanced frames to H.264 (libx264, yuv420p, limited range) in an MP4 / MKV / MOV.
+
+    * Colour: the stream is tagged with ``matrix`` (``"bt709"``, the default, or ``"bt601"``: a file job
+      keeps its input's, :attr:`~lowlight_rt.sources.base.SourceInfo.yuv_matrix`) and BT.709 primaries
+      and transfer. :class:`YuvPlanes` in that matrix are encoded as they are; RGB is converted to it.
 
     * Time: the video stream uses ``time_base`` (the input's) and each frame's own ``pts``, so a
       variable frame rate survives; frames without pts get ``index / fps``. Non-increasing pts
@@ -125,9 +130,13 @@ class VideoFileSink:
                  metadata: dict[str, str] | None = None, threads: int = 0,
                  odd_size: str = "pad", rotation: int | None = None,
                  start_time: float | None = None, rebase: bool = False,
-                 fragmented: bool = False) -> None:
+                 fragmented: bool = False, matrix: str = "bt709") -> None:
         if odd_size not in ("pad", "crop"):
             raise ValueError("odd_size must be 'pad' or 'crop'")
+        if matrix not in _MATRIX_TAG:
+            raise ValueError(f"matrix must be one of {sorted(_MATRIX_TAG)}")
+        #: the YUV matrix the video is written (and tagged) in
+        self.matrix = matrix
         if start_time is not None and not start_time >= 0:
             raise ValueError("start_time must be >= 0 seconds")
         self.path = os.fspath(path)
@@ -199,7 +208,7 @@ class VideoFileSink:
         cc.time_base = self.time_base
         cc.framerate = rate
         cc.thread_count = int(threads)
-        cc.colorspace = _BT709
+        cc.colorspace = _MATRIX_TAG[self.matrix]
         cc.color_primaries = _BT709
         cc.color_trc = _BT709
         cc.color_range = _RANGE_TV
@@ -251,11 +260,11 @@ class VideoFileSink:
     def write(self, frame: Frame, enhanced: np.ndarray | YuvPlanes) -> None:
         """Encode ``enhanced`` ``(H, W, 3)`` uint8 RGB (same size as ``frame.image``) at ``frame``'s pts.
 
-        :class:`YuvPlanes` in BT.709 at the output size are encoded as they are (no colour conversion);
-        other planes are converted to RGB first.
+        :class:`YuvPlanes` in the sink's :attr:`matrix` at the output size are encoded as they are (no
+        colour conversion); other planes are converted to RGB first.
         """
         if isinstance(enhanced, YuvPlanes):
-            direct = (enhanced.matrix == "bt709" and not self.side_by_side
+            direct = (enhanced.matrix == self.matrix and not self.side_by_side
                       and (enhanced.width, enhanced.height) == (self.out_width, self.out_height))
             if direct:
                 self._write_yuv(frame, enhanced)
@@ -276,7 +285,7 @@ class VideoFileSink:
                 self.frames_skipped += 1
                 return
             vf = av.VideoFrame.from_ndarray(picture, format="rgb24")
-            vf = vf.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG",
+            vf = vf.reformat(format="yuv420p", dst_colorspace=SWS_MATRIX[self.matrix], dst_color_range="MPEG",
                              threads=1, interpolation=SWS_FROM_RGB)
             self._encode(vf, pts)
 

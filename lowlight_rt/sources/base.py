@@ -60,6 +60,9 @@ class SourceInfo:
     duration: float | None = None
     rotation: int = 0
     """Display rotation in degrees counter-clockwise (phone videos); pixels are NOT rotated."""
+    yuv_matrix: str | None = None
+    """``"bt601"`` / ``"bt709"``: the matrix of the decoded 4:2:0 planes (first frame) when the YUV path
+    can take them, else ``None``. A video output is written in it, so enhanced planes need no matrix change."""
 
 
 class SourceStats:

@@ -11,7 +11,7 @@ from pathlib import Path
 import av
 
 from lowlight_rt.errors import InputError
-from lowlight_rt.frames import ShapeRule
+from lowlight_rt.frames import ShapeRule, yuv_path_matrix
 from lowlight_rt.sources.base import Source, SourceInfo, SourceStats
 from lowlight_rt.sources.decode import DecodeGaveUp, decoded_frames, describe_av_error
 
@@ -152,7 +152,7 @@ class FileSource(Source):
             is_live=False, frame_count=(s.frames or None), path=self.path,
             audio_stream_indices=[a.index for a in self._container.streams.audio],
             metadata=dict(self._container.metadata), kind="file", duration=duration,
-            rotation=int(first.rotation or 0))
+            rotation=int(first.rotation or 0), yuv_matrix=yuv_path_matrix(first))
 
     def _open_decoder(self, name: str | None) -> av.CodecContext | None:
         if not name:

@@ -8,7 +8,7 @@ from fractions import Fraction
 import av
 
 from lowlight_rt.errors import InputError
-from lowlight_rt.frames import ShapeRule
+from lowlight_rt.frames import ShapeRule, yuv_path_matrix
 from lowlight_rt.sources.base import Source, SourceInfo
 from lowlight_rt.sources.decode import DecodeGaveUp, decoded_frames, describe_av_error
 
@@ -53,7 +53,8 @@ class LiveAVSource(Source):
         self.info = SourceInfo(
             width=first.width, height=first.height, fps=float(rate) if rate else None,
             time_base=self._conn_tb, is_live=True, frame_count=None, path=None,
-            audio_stream_indices=[], metadata=dict(self._container.metadata), kind=kind)
+            audio_stream_indices=[], metadata=dict(self._container.metadata), kind=kind,
+            yuv_matrix=yuv_path_matrix(first))
         self._out_tb = self._conn_tb
 
     @abc.abstractmethod
