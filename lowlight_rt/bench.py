@@ -47,7 +47,7 @@ from .codecs import x264_options
 from .config import CPU_RUNTIMES, DEFAULT_CPU_RUNTIME, X264_CRF, X264_PRESET, X264_TUNE, RunConfig
 from .inference import Engine
 from .errors import UsageError
-from .frames import SWS_FROM_RGB, Frame, YuvPlanes
+from .frames import SWS_FROM_RGB, SWS_MATRIX, Frame, YuvPlanes
 from .models.catalog import load_model
 
 RESOLUTIONS = {"480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080), "4K": (3840, 2160)}
@@ -139,14 +139,15 @@ def _tile(quarters: Sequence[np.ndarray], i: int) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([np.concatenate(q[:2], axis=1), np.concatenate(q[2:], axis=1)], axis=0))
 
 
-def rgb_to_planes(image: np.ndarray) -> YuvPlanes:
-    """``(H, W, 3)`` uint8 RGB -> BT.709 limited-range 4:2:0 planes, with the video sink's conversion."""
+def rgb_to_planes(image: np.ndarray, matrix: str = "bt709") -> YuvPlanes:
+    """``(H, W, 3)`` uint8 RGB -> limited-range 4:2:0 planes in ``matrix`` (``"bt709"`` / ``"bt601"``), with
+    the video sink's conversion."""
     import av
 
     vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-    vf = vf.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG", threads=1,
+    vf = vf.reformat(format="yuv420p", dst_colorspace=SWS_MATRIX[matrix], dst_color_range="MPEG", threads=1,
                      interpolation=SWS_FROM_RGB)
-    vf.colorspace, vf.color_range = 1, 1
+    vf.colorspace, vf.color_range = {"bt709": 1, "bt601": 6}[matrix], 1
     planes = YuvPlanes.from_av(vf)
     assert planes is not None
     return planes
@@ -390,8 +391,14 @@ def bench_codec_floor(clip: Path, out: Path, engine: Engine, options: RunConfig,
     return {"frames": n, "seconds": elapsed, "fps": n / elapsed, "cpu_ms_per_frame": 1e3 * cpu / max(1, n)}
 
 
-def _planes_of(picture: np.ndarray | YuvPlanes) -> YuvPlanes:
-    return picture if isinstance(picture, YuvPlanes) else rgb_to_planes(picture)
+def _planes_of(picture: np.ndarray | YuvPlanes, matrix: str) -> YuvPlanes:
+    """``picture`` as planes in ``matrix`` (RGB converted as the sink converts it; planes in another
+    matrix through RGB)."""
+    if isinstance(picture, YuvPlanes):
+        if picture.matrix == matrix:
+            return picture
+        picture = picture.to_rgb()
+    return rgb_to_planes(picture, matrix)
 
 
 def _sq_errors(a: YuvPlanes, b: YuvPlanes) -> tuple[float, int, float, int]:
@@ -428,7 +435,7 @@ def written_psnr(path: Path, enhanced: Sequence[np.ndarray | YuvPlanes]) -> dict
             got = YuvPlanes.from_av(vf)
             if got is None:  # not 4:2:0 limited range: compare through RGB -> planes
                 got = rgb_to_planes(vf.to_ndarray(format="rgb24"))
-            s, n, sl, nl = _sq_errors(got, _planes_of(ref))
+            s, n, sl, nl = _sq_errors(got, _planes_of(ref, got.matrix))
             sse, count, luma, lcount = sse + s, count + n, luma + sl, lcount + nl
             frames += 1
     return {"psnr_db": _psnr(sse, count), "psnr_y_db": _psnr(luma, lcount), "frames_compared": frames}
@@ -477,7 +484,7 @@ def bench_file_case(label: str, clip: Path, workdir: Path, engine: Engine, optio
 
 def yuv_fidelity(clip: Path, engine: Engine, frames: int = 8) -> dict[str, Any]:
     """PSNR of the YUV path's encoder input against the RGB path's (the same frames of ``clip``,
-    the RGB output converted as the sink converts it), all 4:2:0 samples and luma only."""
+    the RGB output converted as the sink converts it, to the input's matrix), all 4:2:0 samples and luma only."""
     from .sources import open_source
 
     outputs = []
@@ -489,7 +496,8 @@ def yuv_fidelity(clip: Path, engine: Engine, frames: int = 8) -> dict[str, Any]:
         try:
             source.start()
             while len(got) < frames and (frame := source.read()) is not None:
-                got.append(_planes_of(engine.enhance([frame], yuv=keep_yuv)[0]))
+                # as the sink writes it: in the input's matrix
+                got.append(_planes_of(engine.enhance([frame], yuv=keep_yuv)[0], source.info.yuv_matrix or "bt709"))
         finally:
             source.stop()
         outputs.append(got)

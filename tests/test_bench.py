@@ -214,3 +214,20 @@ def test_experiment_clip_names_the_generated_or_real_clip_or_takes_a_path(tmp_pa
     assert bench.experiment_clip("real", tmp_path, 3.0) == tmp_path / "real.mp4"
     assert bench.experiment_clip("night.mp4", tmp_path, 1.0) == Path("night.mp4")
     assert made == [("generated", tmp_path / "clip.mp4", 2.0), ("real", bench.REAL_CLIP, tmp_path / "real.mp4", 3.0)]
+
+
+def test_fidelity_measures_compare_in_the_input_matrix(tmp_path):
+    """An untagged (BT.601) clip: the YUV path writes BT.601 planes; the bench's PSNRs must compare them
+    with the RGB path / the written file in that matrix (comparing against BT.709 planes gives ~30 dB)."""
+    from lowlight_rt.models import create_model
+
+    clip = media.make_clip(tmp_path / "c.mp4", width=320, height=192, frames=6)
+    engine = Engine(create_model("classical"), device="cpu", threads=1)
+    fidelity = bench.yuv_fidelity(clip, engine, frames=4)
+    assert fidelity["frames"] == 4 and fidelity["psnr_db"] > 40.0
+    run = bench.bench_file(clip, tmp_path / "o.mp4", engine, bench._options(crf=20, preset="veryfast", tune=None,
+                                                                             batch=1, yuv=True))
+    assert {getattr(p, "matrix", None) for p in run["enhanced"]} == {"bt601"}
+    assert bench.written_psnr(tmp_path / "o.mp4", run["enhanced"])["psnr_db"] > 38.0
+    rgb = [p.to_rgb() for p in run["enhanced"]]   # RGB references are converted to the file's matrix
+    assert bench.written_psnr(tmp_path / "o.mp4", rgb)["psnr_db"] > 38.0
