@@ -30,8 +30,11 @@ X264_PRESET = "veryfast"
 #: enhanced 720p frames (real night clip 27 -> 17-19 ms per frame, generated clip 45-47 -> 31 ms), the
 #: written video's PSNR is the same on the real clip (49.4 dB, file 7 % larger) and 0.8 dB lower on the
 #: generated one (40.4 dB, same size). Whole superfast was cheaper still but made the generated clip's
-#: file 1.6x larger at the same PSNR (docs/PERFORMANCE.md, section 7).
-X264_PRESET_PARAMS: dict[str, str] = {"veryfast": "subme=1"}
+#: file 1.6x larger at the same PSNR (docs/PERFORMANCE.md, section 7). ``partitions=i8x8,i4x4`` (no 8x8
+#: and smaller inter partitions, as superfast): another 3-8 ms less x264 CPU per 720p frame on four clips
+#: (generated 51.8 -> 43.7 ms decode + encode, real night clip 32.1 -> 28.2), PSNR within 0.07 dB, files
+#: within 2.5 % (docs/PERFORMANCE.md, section 10).
+X264_PRESET_PARAMS: dict[str, str] = {"veryfast": "subme=1:partitions=i8x8,i4x4"}
 #: x264 tune (``None``: none)
 X264_TUNE: str | None = None
 

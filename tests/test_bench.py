@@ -102,7 +102,7 @@ def test_bench_json_curve_floor_and_fidelity(capsys, fake_costs, tmp_path):
     from lowlight_rt.models.catalog import default_model_name
 
     assert result["model"] == default_model_name() and result["settings"]["yuv_path"] is True
-    assert result["settings"]["x264_params"] == "subme=1"   # the default preset's parameters, reported
+    assert result["settings"]["x264_params"] == "subme=1:partitions=i8x8,i4x4"   # the default preset's parameters, reported
     assert {(r["label"], r["domain"]) for r in result["model_only"]} == {
         (label, d) for label in ("480p", "720p") for d in ("rgb", "yuv420p")}
     for r in result["model_only"]:  # inference only, warm-up excluded: 100 FPS, 10 ms per frame

@@ -56,13 +56,14 @@ def test_real_probe_here():
 
 
 def test_x264_options_from_one_place():
-    assert codecs.x264_options() == {"crf": str(X264_CRF), "preset": X264_PRESET, "x264-params": "subme=1"}
+    assert codecs.x264_options() == {"crf": str(X264_CRF), "preset": X264_PRESET, "x264-params": "subme=1:partitions=i8x8,i4x4"}
     assert codecs.x264_options(23, "superfast", "film") == {"crf": "23", "preset": "superfast", "tune": "film"}
     assert "x264-params" not in codecs.x264_options(preset="slow")   # a chosen preset is x264's own
 
 
 def test_default_x264_parameters_reach_the_encoder(tmp_path):
-    """``subme=1`` is what libx264 runs with by default: its settings string in the written stream says so."""
+    """``subme=1`` and no inter sub-partitions are what libx264 runs with by default: its settings string in
+    the written stream says so (``analyse=intra:inter`` flags; veryfast alone has inter 0x113: p8x8, b8x8)."""
     clip = media.make_clip(tmp_path / "in.mp4", width=64, height=48, frames=3)
     out = tmp_path / "out.mp4"
     assert cli.main(["--input", str(clip), "--out", str(out), "--model", "classical", "--quiet"]) == 0
@@ -70,6 +71,7 @@ def test_default_x264_parameters_reach_the_encoder(tmp_path):
     start = data.index(b"x264 - core")
     settings = data[start:data.index(b"\0", start)].decode()
     assert " subme=1 " in settings and " me=hex " in settings, settings   # veryfast's search, subme 1
+    assert " analyse=0x3:0x3 " in settings, settings                      # i4x4 + i8x8, nothing else
 
 
 def test_sink_encodes_with_the_given_codec_and_options(tmp_path, monkeypatch):

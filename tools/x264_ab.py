@@ -13,6 +13,7 @@ video against the enhanced frames, and the file size.
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import sys
 import tempfile
@@ -25,9 +26,10 @@ from lowlight_rt.models.catalog import load_model
 
 
 def parse_setting(text: str) -> dict[str, str]:
-    """``"preset=veryfast,crf=19,x264-params=subme=1"`` -> libx264 options (CRF defaults to the project's)."""
+    """``"preset=veryfast,crf=19,x264-params=subme=1:partitions=i8x8,i4x4"`` -> libx264 options (CRF defaults
+    to the project's). A comma starts a new option only when ``key=`` follows it."""
     options = {"crf": str(X264_CRF)}
-    for part in text.split(","):
+    for part in re.split(r",(?=[\w-]+=)", text):
         key, _, value = part.partition("=")
         if not value:
             raise SystemExit(f"bad setting {part!r}: expected key=value")
