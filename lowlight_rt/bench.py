@@ -47,7 +47,7 @@ from .codecs import x264_options
 from .config import CPU_RUNTIMES, DEFAULT_CPU_RUNTIME, X264_CRF, X264_PRESET, X264_TUNE, RunConfig
 from .inference import Engine
 from .errors import UsageError
-from .frames import SWS_FROM_RGB, SWS_MATRIX, Frame, YuvPlanes
+from .frames import MATRIX_AV_COLORSPACE, SWS_FROM_RGB, SWS_MATRIX, Frame, YuvPlanes
 from .models.catalog import load_model
 
 RESOLUTIONS = {"480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080), "4K": (3840, 2160)}
@@ -147,7 +147,7 @@ def rgb_to_planes(image: np.ndarray, matrix: str = "bt709") -> YuvPlanes:
     vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
     vf = vf.reformat(format="yuv420p", dst_colorspace=SWS_MATRIX[matrix], dst_color_range="MPEG", threads=1,
                      interpolation=SWS_FROM_RGB)
-    vf.colorspace, vf.color_range = {"bt709": 1, "bt601": 6}[matrix], 1
+    vf.colorspace, vf.color_range = MATRIX_AV_COLORSPACE[matrix], 1
     planes = YuvPlanes.from_av(vf)
     assert planes is not None
     return planes

@@ -37,7 +37,8 @@ YUV_MATRICES = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722)}
 # AVColorSpace values (libavutil/pixfmt.h) -> matrix. Unspecified (2) is what swscale converts as
 # BT.601, so the RGB path and the YUV path agree on untagged files.
 _AV_COLORSPACE = {1: "bt709", 2: "bt601", 5: "bt601", 6: "bt601"}
-_MATRIX_AV = {"bt709": 1, "bt601": 6}
+#: matrix -> the AVColorSpace a file written in it is tagged with (BT.709; SMPTE 170M for BT.601)
+MATRIX_AV_COLORSPACE = {"bt709": 1, "bt601": 6}
 #: swscale's name of each matrix (``dst_colorspace`` of ``av.VideoFrame.reformat``)
 SWS_MATRIX = {"bt709": "ITU709", "bt601": "ITU601"}
 
@@ -128,7 +129,7 @@ class YuvPlanes:
         for plane, arr in zip(vf.planes, (self.y, self.u, self.v)):
             buf = np.frombuffer(plane, np.uint8).reshape(arr.shape[0], plane.line_size)
             buf[:, : arr.shape[1]] = arr
-        vf.colorspace = _MATRIX_AV[self.matrix]
+        vf.colorspace = MATRIX_AV_COLORSPACE[self.matrix]
         vf.color_range = 1
         return vf
 

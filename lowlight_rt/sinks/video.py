@@ -13,7 +13,7 @@ import numpy as np
 
 from lowlight_rt.codecs import SOFTWARE_ENCODER, X264_CRF, X264_PRESET, X264_TUNE, x264_options
 from lowlight_rt.errors import OutputError, UsageError
-from lowlight_rt.frames import SWS_FROM_RGB, SWS_MATRIX, Frame, YuvPlanes
+from lowlight_rt.frames import MATRIX_AV_COLORSPACE, SWS_FROM_RGB, SWS_MATRIX, Frame, YuvPlanes
 from lowlight_rt.sinks.base import same_path
 
 __all__ = ["VideoFileSink", "check_output_path", "trim_fragmented_mp4"]
@@ -22,7 +22,6 @@ __all__ = ["VideoFileSink", "check_output_path", "trim_fragmented_mp4"]
 _TECHNICAL_METADATA = frozenset({"major_brand", "minor_version", "compatible_brands", "encoder"})
 # ITU-R BT.709 primaries and transfer, limited ("tv") range: what the file is tagged with; the matrix is the sink's.
 _BT709 = 1
-_MATRIX_TAG = {"bt709": 1, "bt601": 6}   # AVColorSpace: BT.709, SMPTE 170M (BT.601)
 _RANGE_TV = 1
 # Crash-safe (fragmented) MP4 for live recordings: a fragment (moof + mdat) is cut every
 # _FRAGMENT_S of media time whatever the keyframe interval (measured: no size cost, unlike a
@@ -133,8 +132,8 @@ class VideoFileSink:
                  fragmented: bool = False, matrix: str = "bt709") -> None:
         if odd_size not in ("pad", "crop"):
             raise ValueError("odd_size must be 'pad' or 'crop'")
-        if matrix not in _MATRIX_TAG:
-            raise ValueError(f"matrix must be one of {sorted(_MATRIX_TAG)}")
+        if matrix not in MATRIX_AV_COLORSPACE:
+            raise ValueError(f"matrix must be one of {sorted(MATRIX_AV_COLORSPACE)}")
         #: the YUV matrix the video is written (and tagged) in
         self.matrix = matrix
         if start_time is not None and not start_time >= 0:
@@ -208,7 +207,7 @@ class VideoFileSink:
         cc.time_base = self.time_base
         cc.framerate = rate
         cc.thread_count = int(threads)
-        cc.colorspace = _MATRIX_TAG[self.matrix]
+        cc.colorspace = MATRIX_AV_COLORSPACE[self.matrix]
         cc.color_primaries = _BT709
         cc.color_trc = _BT709
         cc.color_range = _RANGE_TV
