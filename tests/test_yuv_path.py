@@ -279,3 +279,27 @@ def test_side_by_side_and_non_affine_models_stay_rgb(tmp_path, clip):
     frame = Frame(image=None, index=0, yuv=YuvPlanes.from_av(vf))
     out = engine.enhance([frame], yuv=True)[0]
     assert isinstance(out, np.ndarray) and out.shape == (240, 352, 3)
+
+
+def test_sources_report_the_matrix_the_output_keeps(tmp_path, clip):
+    """``SourceInfo.yuv_matrix``: BT.601 for an untagged file, BT.709 for a tagged one, ``None`` (the sink's
+    BT.709 default) for full range, which the YUV path does not read."""
+    from lowlight_rt.bench import scale_clip
+
+    src = FileSource(clip)
+    assert src.info.yuv_matrix == "bt601"
+    src.stop()
+    tagged = scale_clip(clip, tmp_path / "709.mp4", width=176, height=120, seconds=0.2)
+    src = FileSource(tagged)
+    assert src.info.yuv_matrix == "bt709"
+    src.stop()
+    with av.open(str(tmp_path / "full.mp4"), "w") as out:
+        vs = out.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuvj420p"
+        for i in range(3):
+            out.mux(vs.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), 40 * i, np.uint8), format="rgb24")
+                              .reformat(format="yuvj420p")))
+        out.mux(vs.encode())
+    src = FileSource(tmp_path / "full.mp4")
+    assert src.info.yuv_matrix is None
+    src.stop()
