@@ -39,6 +39,8 @@ YUV_MATRICES = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722)}
 _AV_COLORSPACE = {1: "bt709", 2: "bt601", 5: "bt601", 6: "bt601"}
 #: matrix -> the AVColorSpace a file written in it is tagged with (BT.709; SMPTE 170M for BT.601)
 MATRIX_AV_COLORSPACE = {"bt709": 1, "bt601": 6}
+#: the matrix a video is written in when its input has none the YUV path reads (cameras, full range, RGB)
+FALLBACK_MATRIX = "bt709"
 #: swscale's name of each matrix (``dst_colorspace`` of ``av.VideoFrame.reformat``)
 SWS_MATRIX = {"bt709": "ITU709", "bt601": "ITU601"}
 
@@ -64,20 +66,27 @@ def _luma_lut() -> np.ndarray:
     return np.clip(np.rint((np.arange(256) - 16.0) * 255.0 / 219.0), 0, 255).astype(np.uint8)
 
 
+@functools.lru_cache(maxsize=None)
 def yuv_to_rgb_matrix(matrix: str) -> np.ndarray:
     """``(3, 3)`` float64 ``A`` with ``RGB = A @ (Y - 16, U - 128, V - 128)``, RGB in 0..255 units
-    (limited-range 8-bit YUV of ``matrix``, ``"bt601"`` or ``"bt709"``)."""
+    (limited-range 8-bit YUV of ``matrix``, ``"bt601"`` or ``"bt709"``). Computed once per matrix
+    (every frame asks for it): read-only."""
     kr, kb = YUV_MATRICES[matrix]
     kg = 1.0 - kr - kb
     sy, sc = 255.0 / 219.0, 255.0 / 224.0
-    return np.array([[sy, 0.0, sc * 2 * (1 - kr)],
-                     [sy, -sc * 2 * kb * (1 - kb) / kg, -sc * 2 * kr * (1 - kr) / kg],
-                     [sy, sc * 2 * (1 - kb), 0.0]])
+    a = np.array([[sy, 0.0, sc * 2 * (1 - kr)],
+                  [sy, -sc * 2 * kb * (1 - kb) / kg, -sc * 2 * kr * (1 - kr) / kg],
+                  [sy, sc * 2 * (1 - kb), 0.0]])
+    a.setflags(write=False)
+    return a
 
 
+@functools.lru_cache(maxsize=None)
 def rgb_to_yuv_matrix(matrix: str) -> np.ndarray:
-    """Inverse of :func:`yuv_to_rgb_matrix`: ``(Y - 16, U - 128, V - 128) = B @ RGB``."""
-    return np.linalg.inv(yuv_to_rgb_matrix(matrix))
+    """Inverse of :func:`yuv_to_rgb_matrix`: ``(Y - 16, U - 128, V - 128) = B @ RGB`` (read-only)."""
+    b = np.linalg.inv(yuv_to_rgb_matrix(matrix))
+    b.setflags(write=False)
+    return b
 
 
 @dataclass

@@ -238,7 +238,7 @@ def _apply_scalar_gain_yuv(planes: YuvPlanes, offset: np.ndarray, gain: np.ndarr
         return b[row, 0] * o[0] + b[row, 1] * o[1] + b[row, 2] * o[2] + centre * (1.0 - gain)
 
     g_half = ws.resized("gain_half", gain, half)
-    same = bool(np.allclose(m, np.eye(3), atol=1e-6))
+    same = planes.matrix == out_matrix   # then M is the identity
     y_const = ws.resized("luma_const", bo(0, 16.0), full)
     if not same:    # luma's chroma terms, at chroma resolution
         uc = cv2.subtract(planes.u, 128.0, dst=ws.get("u_centred", half_hw), dtype=cv2.CV_32F)
