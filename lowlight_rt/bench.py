@@ -47,7 +47,7 @@ from .codecs import x264_options
 from .config import CPU_RUNTIMES, DEFAULT_CPU_RUNTIME, X264_CRF, X264_PRESET, X264_TUNE, RunConfig
 from .inference import Engine
 from .errors import UsageError
-from .frames import MATRIX_AV_COLORSPACE, SWS_FROM_RGB, SWS_MATRIX, Frame, YuvPlanes
+from .frames import FALLBACK_MATRIX, MATRIX_AV_COLORSPACE, SWS_FROM_RGB, SWS_MATRIX, Frame, YuvPlanes
 from .models.catalog import load_model
 
 RESOLUTIONS = {"480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080), "4K": (3840, 2160)}
@@ -139,7 +139,7 @@ def _tile(quarters: Sequence[np.ndarray], i: int) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([np.concatenate(q[:2], axis=1), np.concatenate(q[2:], axis=1)], axis=0))
 
 
-def rgb_to_planes(image: np.ndarray, matrix: str = "bt709") -> YuvPlanes:
+def rgb_to_planes(image: np.ndarray, matrix: str = FALLBACK_MATRIX) -> YuvPlanes:
     """``(H, W, 3)`` uint8 RGB -> limited-range 4:2:0 planes in ``matrix`` (``"bt709"`` / ``"bt601"``), with
     the video sink's conversion."""
     import av
@@ -497,7 +497,7 @@ def yuv_fidelity(clip: Path, engine: Engine, frames: int = 8) -> dict[str, Any]:
             source.start()
             while len(got) < frames and (frame := source.read()) is not None:
                 # as the sink writes it: in the input's matrix
-                got.append(_planes_of(engine.enhance([frame], yuv=keep_yuv)[0], source.info.yuv_matrix or "bt709"))
+                got.append(_planes_of(engine.enhance([frame], yuv=keep_yuv)[0], source.info.yuv_matrix or FALLBACK_MATRIX))
         finally:
             source.stop()
         outputs.append(got)

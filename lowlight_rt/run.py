@@ -187,7 +187,7 @@ def open_output(config: RunConfig, source: Source, out: str | os.PathLike | None
     return VideoFileSink(path, info.width, info.height, time_base=info.time_base, fps=info.fps,
                          audio_from=audio_from, crf=config.crf, preset=config.preset, tune=config.tune,
                          side_by_side=config.side_by_side, metadata=info.metadata,
-                         rotation=info.rotation, fragmented=info.is_live, matrix=info.yuv_matrix or "bt709",
+                         rotation=info.rotation, fragmented=info.is_live, matrix=info.yuv_matrix,
                          **({"codec": codecs.encoder, "codec_options": codecs.options} if codecs else {}))
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from lowlight_rt.codecs import SOFTWARE_ENCODER, X264_CRF, X264_PRESET, X264_TUNE, x264_options
 from lowlight_rt.errors import OutputError, UsageError
-from lowlight_rt.frames import MATRIX_AV_COLORSPACE, SWS_FROM_RGB, SWS_MATRIX, Frame, YuvPlanes
+from lowlight_rt.frames import FALLBACK_MATRIX, MATRIX_AV_COLORSPACE, SWS_FROM_RGB, SWS_MATRIX, Frame, YuvPlanes
 from lowlight_rt.sinks.base import same_path
 
 __all__ = ["VideoFileSink", "check_output_path", "trim_fragmented_mp4"]
@@ -75,8 +75,8 @@ def check_output_path(path: str | os.PathLike, input_path: str | os.PathLike | N
 class VideoFileSink:
     """Encodes enhanced frames to H.264 (libx264, yuv420p, limited range) in an MP4 / MKV / MOV.
 
-    * Colour: the stream is tagged with ``matrix`` (``"bt709"``, the default, or ``"bt601"``: a file job
-      keeps its input's, :attr:`~lowlight_rt.sources.base.SourceInfo.yuv_matrix`) and BT.709 primaries
+    * Colour: the stream is tagged with ``matrix`` (``"bt601"`` or ``"bt709"``; ``None``: BT.709, the
+      ``FALLBACK_MATRIX``; a file job passes its input's, :attr:`~lowlight_rt.sources.base.SourceInfo.yuv_matrix`) and BT.709 primaries
       and transfer. :class:`YuvPlanes` in that matrix are encoded as they are; RGB is converted to it.
 
     * Time: the video stream uses ``time_base`` (the input's) and each frame's own ``pts``, so a
@@ -129,9 +129,10 @@ class VideoFileSink:
                  metadata: dict[str, str] | None = None, threads: int = 0,
                  odd_size: str = "pad", rotation: int | None = None,
                  start_time: float | None = None, rebase: bool = False,
-                 fragmented: bool = False, matrix: str = "bt709") -> None:
+                 fragmented: bool = False, matrix: str | None = None) -> None:
         if odd_size not in ("pad", "crop"):
             raise ValueError("odd_size must be 'pad' or 'crop'")
+        matrix = matrix or FALLBACK_MATRIX
         if matrix not in MATRIX_AV_COLORSPACE:
             raise ValueError(f"matrix must be one of {sorted(MATRIX_AV_COLORSPACE)}")
         #: the YUV matrix the video is written (and tagged) in
