@@ -9,12 +9,15 @@ video against the uncompressed enhanced frames, and the file size.
 
     PYTHONPATH=. python tools/perf_ab.py --clip generated --seconds 2 --repeats 3 \\
         --config rgb,crf=18 --config yuv,crf=18 --config yuv,crf=23
+    PYTHONPATH=. python tools/perf_ab.py --clip real --seconds 4 --repeats 4 \\
+        --config yuv,x264-params=subme=1 --config yuv,x264-params=subme=1:partitions=i8x8,i4x4
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 import tempfile
@@ -22,17 +25,18 @@ import time
 from pathlib import Path
 
 from lowlight_rt.bench import _options, bench_codec_floor, bench_file, experiment_clip, written_psnr
-from lowlight_rt.codecs import X264_CRF, X264_PRESET
+from lowlight_rt.codecs import SOFTWARE_ENCODER, X264_CRF, X264_PRESET, CodecChoice, x264_options
 from lowlight_rt.config import DEFAULT_CPU_RUNTIME
 from lowlight_rt.inference import Engine
 from lowlight_rt.models.catalog import load_model
 
 
 def parse_config(text: str) -> dict:
-    """``"yuv,crf=20,preset=superfast,tune=fastdecode,threads=1,runtime=torch"`` -> settings dict."""
+    """``"yuv,crf=20,preset=superfast,tune=fastdecode,threads=1,runtime=torch,x264-params=subme=1"`` -> settings
+    dict (``x264-params`` replaces the preset's added parameters; a comma inside a value is kept)."""
     cfg = {"name": text, "yuv": True, "crf": X264_CRF, "preset": X264_PRESET, "tune": None, "threads": None,
-           "runtime": DEFAULT_CPU_RUNTIME}
-    for part in text.split(","):
+           "runtime": DEFAULT_CPU_RUNTIME, "x264-params": None}
+    for part in re.split(r",(?=(?:yuv|rgb)(?:,|$)|[\w-]+=)", text):
         if part in ("yuv", "rgb"):
             cfg["yuv"] = part == "yuv"
         elif "=" in part:
@@ -61,14 +65,18 @@ def main(argv=None) -> int:
             for cfg in configs:
                 engine = Engine(net, device="cpu", threads=cfg["threads"], cpu_runtime=cfg["runtime"])
                 opts = _options(crf=cfg["crf"], preset=cfg["preset"], tune=cfg["tune"], batch=1, yuv=cfg["yuv"])
+                codecs = None
+                if cfg["x264-params"] is not None:
+                    x264 = {**x264_options(cfg["crf"], cfg["preset"], cfg["tune"]), "x264-params": cfg["x264-params"]}
+                    codecs = CodecChoice(None, SOFTWARE_ENCODER, x264)
                 out = work / "out.mp4"
-                run = bench_file(clip, out, engine, opts)
+                run = bench_file(clip, out, engine, opts, codecs=codecs)
                 enhanced = run.pop("enhanced")
                 row = rows[cfg["name"]]
                 if row["psnr"] is None:
                     row["psnr"] = written_psnr(out, enhanced)["psnr_db"]
                     row["bytes"] = out.stat().st_size
-                floor = bench_codec_floor(clip, work / "floor.mp4", engine, opts, enhanced)
+                floor = bench_codec_floor(clip, work / "floor.mp4", engine, opts, enhanced, codecs=codecs)
                 row["fps"].append(run["fps"])
                 row["floor"].append(floor["fps"])
                 row["ratio"].append(run["fps"] / floor["fps"])
