@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 
 from . import __version__
 from .codecs import X264_PRESET_PARAMS
-from .config import (CPU_RUNTIMES, DEFAULT_CPU_RUNTIME, MIN_PROC_SIZE, STREAM_RETRIES, STREAM_TIMEOUT_S, X264_CRF,
+from .config import (CPU_RUNTIMES, DEFAULT_CPU_RUNTIME, DEFAULT_DENOISE, MIN_PROC_SIZE, STREAM_RETRIES, STREAM_TIMEOUT_S, X264_CRF,
                      X264_PRESET, X264_PRESETS, RunConfig)
 from .errors import (DOCUMENTED_EXIT_CODES, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE,
                      InputError, LowlightError, OutputError, Terminated, error_line, one_line)
@@ -159,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     mdl.add_argument("--cpu-runtime", choices=CPU_RUNTIMES, default=DEFAULT_CPU_RUNTIME,
                      help="what runs the network on the CPU (default %(default)s: the checkpoint's ONNX export "
                           "of the student's operator grid when it has one, as the shipped student does; ~1.3x faster than torch)")
+    mdl.add_argument("--denoise", action=argparse.BooleanOptionalAction, default=DEFAULT_DENOISE,
+                     help="temporal denoising of the enhanced video: static noisy areas averaged over frames, off "
+                          "by itself on clean video (default: %(default)s)")
     ui = p.add_argument_group("viewer (for scripts and tests)")
     ui.add_argument("--quit-after", type=_int_in(1, None, "--quit-after"), metavar="N", help="quit the viewer after N frames shown")
     ui.add_argument("--screenshot", metavar="PNG", help="save the viewer window when it quits")
@@ -283,7 +286,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     return RunConfig(
         source=spec, out=args.out, loop=args.loop, model=args.model, device=args.device, fp16=not args.fp32,
         proc_size=args.proc_size, strength=args.strength, threads=args.threads, batch=args.batch,
-        compile=args.compile, cpu_runtime=args.cpu_runtime, side_by_side=args.side_by_side, crf=args.crf, preset=args.preset,
+        compile=args.compile, cpu_runtime=args.cpu_runtime, denoise=args.denoise, side_by_side=args.side_by_side, crf=args.crf, preset=args.preset,
         max_frames=args.max_frames, camera_size=args.camera_size, camera_fps=args.camera_fps,
         pixel_format=args.pixel_format, timeout=args.timeout, retries=args.retries, quiet=args.quiet)
 

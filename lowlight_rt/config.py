@@ -15,7 +15,7 @@ from typing import Any, Callable, Union
 from .codecs import X264_CRF, X264_PRESET, X264_TUNE
 
 __all__ = ["RunConfig", "SourceSpec", "X264_CRF", "X264_PRESET", "X264_TUNE", "X264_PRESETS", "STREAM_TIMEOUT_S",
-           "STREAM_RETRIES", "DEFAULT_BATCH", "MIN_PROC_SIZE", "CPU_RUNTIMES", "DEFAULT_CPU_RUNTIME"]
+           "STREAM_RETRIES", "DEFAULT_BATCH", "MIN_PROC_SIZE", "CPU_RUNTIMES", "DEFAULT_CPU_RUNTIME", "DEFAULT_DENOISE"]
 
 #: x264's presets, fastest first
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
@@ -32,6 +32,9 @@ DEFAULT_BATCH = {"cpu": 1, "cuda": 4}
 #: per 720p frame) and a real night clip's file job 52 instead of 61 ms (docs/PERFORMANCE.md, section 9)
 CPU_RUNTIMES = ("onnxruntime", "torch")
 DEFAULT_CPU_RUNTIME = "onnxruntime"
+#: temporal denoising of the enhanced video (lowlight_rt/inference/temporal_denoise.py): it averages static,
+#: noisy areas over frames and turns itself off on clean video (docs/PERFORMANCE.md, section 11)
+DEFAULT_DENOISE = True
 #: smallest processing short side that still leaves the network something to see
 MIN_PROC_SIZE = 64
 
@@ -60,6 +63,8 @@ class RunConfig:
         cpu_runtime: what computes the model's operator on the CPU: ``"onnxruntime"`` (when the
             checkpoint carries a matching ONNX export of it, as the shipped student does; else torch)
             or ``"torch"``.
+        denoise: temporal denoising of the enhanced video (static noisy areas averaged over frames;
+            off by itself on clean video; never on still images).
         side_by_side: write ``input | enhanced``.
         crf, preset, tune: x264 settings of every MP4 written (files, recordings).
         yuv: file jobs take the YUV path (decoded 4:2:0 planes enhanced without a full-size RGB
@@ -84,6 +89,7 @@ class RunConfig:
     batch: int | None = None
     compile: bool = False
     cpu_runtime: str = DEFAULT_CPU_RUNTIME
+    denoise: bool = DEFAULT_DENOISE
     side_by_side: bool = False
     crf: int = X264_CRF
     preset: str = X264_PRESET

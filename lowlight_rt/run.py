@@ -48,7 +48,7 @@ def load_engine(config: RunConfig) -> tuple[Engine, str]:
     model, info = load_model(config.model)
     engine = Engine(model, device=config.device, fp16=config.fp16, proc_size=config.proc_size,
                     strength=config.strength, threads=config.threads, compile=config.compile,
-                    cpu_runtime=config.cpu_runtime)
+                    cpu_runtime=config.cpu_runtime, denoise=config.denoise)
     return engine, model_label(config.model, info)
 
 

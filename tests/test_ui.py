@@ -644,6 +644,14 @@ def test_keys_strength_model_device_overlay_url_and_quit(qtbot, make_window, rea
         _press(qtbot, win, key)
         assert engine.strength == pytest.approx(expected), f"{key.name}: strength {engine.strength}"
 
+    # N: temporal denoising off, then on again, in the engine and in the toolbar's check state
+    assert engine.denoise and win.actions_by_name["denoise"].isChecked()
+    _press(qtbot, win, Qt.Key.Key_N)
+    assert not engine.denoise and not win.session.config.denoise
+    assert not win.actions_by_name["denoise"].isChecked()
+    _press(qtbot, win, Qt.Key.Key_N)
+    assert engine.denoise
+
     # M: the next model in the picker replaces the student in the running engine (the picker lists
     # the default first: classical, or the shipped realtime student)
     from lowlight_rt.models import load_model

@@ -11,6 +11,7 @@ video against the uncompressed enhanced frames, and the file size.
         --config rgb,crf=18 --config yuv,crf=18 --config yuv,crf=23
     PYTHONPATH=. python tools/perf_ab.py --clip real --seconds 4 --repeats 4 \\
         --config yuv,x264-params=subme=1 --config yuv,x264-params=subme=1:partitions=i8x8,i4x4
+    PYTHONPATH=. python tools/perf_ab.py --clip generated --seconds 4 --repeats 4 --config yuv,denoise=0 --config yuv
 """
 
 from __future__ import annotations
@@ -26,22 +27,22 @@ from pathlib import Path
 
 from lowlight_rt.bench import _options, bench_codec_floor, bench_file, experiment_clip, written_psnr
 from lowlight_rt.codecs import SOFTWARE_ENCODER, X264_CRF, X264_PRESET, CodecChoice, x264_options
-from lowlight_rt.config import DEFAULT_CPU_RUNTIME
+from lowlight_rt.config import DEFAULT_CPU_RUNTIME, DEFAULT_DENOISE
 from lowlight_rt.inference import Engine
 from lowlight_rt.models.catalog import load_model
 
 
 def parse_config(text: str) -> dict:
-    """``"yuv,crf=20,preset=superfast,tune=fastdecode,threads=1,runtime=torch,x264-params=subme=1"`` -> settings
-    dict (``x264-params`` replaces the preset's added parameters; a comma inside a value is kept)."""
+    """``"yuv,crf=20,preset=superfast,tune=fastdecode,threads=1,runtime=torch,denoise=0,x264-params=subme=1"`` ->
+    settings dict (``x264-params`` replaces the preset's added parameters; a comma inside a value is kept)."""
     cfg = {"name": text, "yuv": True, "crf": X264_CRF, "preset": X264_PRESET, "tune": None, "threads": None,
-           "runtime": DEFAULT_CPU_RUNTIME, "x264-params": None}
+           "runtime": DEFAULT_CPU_RUNTIME, "denoise": DEFAULT_DENOISE, "x264-params": None}
     for part in re.split(r",(?=(?:yuv|rgb)(?:,|$)|[\w-]+=)", text):
         if part in ("yuv", "rgb"):
             cfg["yuv"] = part == "yuv"
         elif "=" in part:
             k, v = part.split("=", 1)
-            cfg[k] = int(v) if k in ("crf", "threads") else v
+            cfg[k] = int(v) if k in ("crf", "threads") else bool(int(v)) if k == "denoise" else v
     return cfg
 
 
@@ -63,7 +64,7 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         for rep in range(args.repeats):
             for cfg in configs:
-                engine = Engine(net, device="cpu", threads=cfg["threads"], cpu_runtime=cfg["runtime"])
+                engine = Engine(net, device="cpu", threads=cfg["threads"], cpu_runtime=cfg["runtime"], denoise=cfg["denoise"])
                 opts = _options(crf=cfg["crf"], preset=cfg["preset"], tune=cfg["tune"], batch=1, yuv=cfg["yuv"])
                 codecs = None
                 if cfg["x264-params"] is not None:

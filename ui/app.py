@@ -139,7 +139,7 @@ class MainWindow(QMainWindow):
     def _make_actions(self) -> None:
         slots = {
             "pause": self.toggle_pause, "view_mode": self.toggle_view_mode,
-            "fullscreen": self.toggle_fullscreen,
+            "fullscreen": self.toggle_fullscreen, "denoise": self.toggle_denoise,
             "strength_up": lambda: self.nudge_strength(+0.1),
             "strength_down": lambda: self.nudge_strength(-0.1),
             "seek_back": lambda: self.seek_relative(-5.0),
@@ -160,9 +160,11 @@ class MainWindow(QMainWindow):
             act.triggered.connect(slots[sc.name])
             self.addAction(act)
             self.actions_by_name[sc.name] = act
-        for name in ("pause", "view_mode", "record", "record_sbs", "fullscreen"):
+        for name in ("pause", "view_mode", "record", "record_sbs", "fullscreen", "denoise"):
             self.actions_by_name[name].setCheckable(True)
+        self.actions_by_name["denoise"].setChecked(self.options.run.denoise)
         texts = {"open_file": "Open file", "open_url": "Open URL", "pause": "Pause", "view_mode": "Split",
+                 "denoise": "Denoise",
                  "fullscreen": "Fullscreen", "snapshot": "Snapshot", "record": "Record",
                  "record_sbs": "Record side by side", "help": "Help", "open_checkpoint": "Open checkpoint"}
         for name, text in texts.items():
@@ -190,6 +192,7 @@ class MainWindow(QMainWindow):
         self.strength_value = QLabel(f"{self.options.run.strength:.2f} ", tb)
         tb.addWidget(self.strength_slider)
         tb.addWidget(self.strength_value)
+        tb.addAction(a["denoise"])
         tb.addWidget(QLabel(" Size ", tb))
         self.proc_combo = QComboBox(tb)
         self.proc_combo.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -449,6 +452,10 @@ class MainWindow(QMainWindow):
     def _on_strength(self, value: int) -> None:
         self.session.set_strength(value / 100.0)
         self.strength_value.setText(f"{value / 100.0:.2f} ")
+
+    def toggle_denoise(self) -> None:
+        """Temporal denoising on / off (the action's check state is the setting)."""
+        self.session.set_denoise(self.actions_by_name["denoise"].isChecked())
 
     def set_strength(self, value: float) -> None:
         self.strength_slider.setValue(round(min(1.0, max(0.0, value)) * 100))

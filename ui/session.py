@@ -383,6 +383,12 @@ class ViewerSession(QObject):
         if self.engine is not None:
             self.engine.strength = self.config.strength
 
+    def set_denoise(self, on: bool) -> None:
+        """Temporal denoising of the output on or off (from the next frame)."""
+        self.config = self.config.replace(denoise=bool(on))
+        if self.engine is not None:
+            self.engine.denoise = self.config.denoise
+
     def set_proc_size(self, proc_size: int | None) -> None:
         """``None`` = the model's default; ``0`` = full resolution; else the short side in pixels.
 

@@ -22,6 +22,7 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("strength_down", ("Down", "-"), "Strength -0.1"),
     Shortcut("seek_back", ("Left",), "Seek back 5 s (files)"),
     Shortcut("seek_forward", ("Right",), "Seek forward 5 s (files)"),
+    Shortcut("denoise", ("N",), "Temporal denoising on / off"),
     Shortcut("proc_down", ("[",), "Smaller processing size"),
     Shortcut("proc_up", ("]",), "Larger processing size"),
     Shortcut("next_model", ("M",), "Next model"),

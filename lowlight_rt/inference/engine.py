@@ -22,8 +22,9 @@ import torch
 from ..errors import DeviceError
 from ..frames import Frame, processing_shape
 from ..models.base import EnhancementModel
-from ..config import CPU_RUNTIMES, DEFAULT_CPU_RUNTIME
+from ..config import CPU_RUNTIMES, DEFAULT_CPU_RUNTIME, DEFAULT_DENOISE
 from .cpu import CpuBackend, default_threads
+from .temporal_denoise import TemporalDenoiser
 
 log = logging.getLogger(__name__)
 
@@ -99,15 +100,18 @@ class Engine:
         cpu_runtime: what computes the operator on the CPU: ``"onnxruntime"`` (the checkpoint's ONNX
             export of the operator grid, when it has one that matches the model; else torch) or ``"torch"``.
         cuda_graphs: capture the CUDA path in CUDA graphs for fixed shapes (stateless models only).
+        denoise: temporal denoising of the output of video (:mod:`.temporal_denoise`; it turns itself
+            off on clean video); never applied to still images.
 
-    Setters (``strength``, :meth:`set_proc_size`, :meth:`set_model`, :meth:`set_device`) are
+    Setters (``strength``, ``denoise``, :meth:`set_proc_size`, :meth:`set_model`, :meth:`set_device`) are
     thread-safe and take effect at the next batch. :meth:`enhance` / :meth:`submit` are meant to be
     called from one thread (the inference worker); the CUDA stream is created in that thread.
     """
 
     def __init__(self, model: EnhancementModel, device: str = "auto", fp16: bool = True,
                  proc_size: int | None = None, strength: float = 1.0, threads: int | None = None,
-                 compile: bool = False, cuda_graphs: bool = False, cpu_runtime: str = DEFAULT_CPU_RUNTIME) -> None:
+                 compile: bool = False, cuda_graphs: bool = False, cpu_runtime: str = DEFAULT_CPU_RUNTIME,
+                 denoise: bool = DEFAULT_DENOISE) -> None:
         if cpu_runtime not in CPU_RUNTIMES:
             raise ValueError(f"cpu_runtime must be one of {', '.join(CPU_RUNTIMES)}, got {cpu_runtime!r}")
         self._cpu_runtime = cpu_runtime
@@ -123,6 +127,9 @@ class Engine:
         self._generation = 0
         self._backend = None
         self._backend_generation = -1
+        self._denoise = bool(denoise)
+        #: the temporal denoiser of the output (its state belongs to the stream being enhanced)
+        self.denoiser = TemporalDenoiser()
         if self._device.type == "cpu":
             torch.set_num_threads(threads or default_threads())
             torch.set_flush_denormal(True)
@@ -145,6 +152,17 @@ class Engine:
         value = self._clamp(value)
         with self._lock:
             self._strength = value
+
+    @property
+    def denoise(self) -> bool:
+        with self._lock:
+            return self._denoise
+
+    @denoise.setter
+    def denoise(self, value: bool) -> None:
+        with self._lock:
+            self._denoise = bool(value)
+        self.denoiser.reset()
 
     @property
     def requested_proc_size(self) -> int | None:
@@ -201,6 +219,7 @@ class Engine:
         reset = getattr(model, "reset_state", None)
         if callable(reset):
             reset()
+        self.denoiser.reset()
         with self._lock:
             self._model = model
             self._generation += 1
@@ -222,10 +241,11 @@ class Engine:
             torch.set_num_threads(self._threads or default_threads())
 
     def reset_state(self) -> None:
-        """Reset the model's temporal state (e.g. after a seek)."""
+        """Reset the model's temporal state and the denoiser's (e.g. after a seek)."""
         reset = getattr(self.model, "reset_state", None)
         if callable(reset):
             reset()
+        self.denoiser.reset()
 
     @property
     def device_name(self) -> str:
@@ -309,9 +329,11 @@ class Engine:
         with self._lock:  # one consistent snapshot of the settings for the whole batch
             strength, generation, device, model = self._strength, self._generation, self._device, self._model
             fp16, proc_size = self._fp16, self._effective(self._model, self._proc_size)
+            denoise = self._denoise
         if not frames:
             return PendingResult.ready([])
-        if strength == 0.0:
+        if strength == 0.0:   # the input as it is, noise included
+            self.denoiser.reset()
             return PendingResult.ready([f.image.copy() for f in frames])
         backend = self._get_backend(generation, device, model, fp16)
         use_yuv = yuv and getattr(backend, "accepts_yuv", lambda: False)()
@@ -343,6 +365,7 @@ class Engine:
         for (indices, images, lows, in_yuv), still in zip(groups, stills):
             if still:
                 _reset_temporal_state(model, backend)
+                self.denoiser.reset()
             lows_arg = None if lows[0] is None else lows  # a group shares one processing shape
             if in_yuv:
                 if lows_arg is None:  # the network runs at full size: it needs the RGB picture
@@ -350,7 +373,13 @@ class Engine:
                 parts.append((indices, backend.submit(None, lows_arg, strength, yuv=images)))
             else:
                 parts.append((indices, backend.submit(images, lows_arg, strength)))
+            if denoise and not still:
+                parts[-1] = (indices, self._denoised(parts[-1][1]))
         return PendingResult(parts, len(frames))
+
+    def _denoised(self, finish: Callable[[], list]) -> Callable[[], list]:
+        """``finish`` followed by the temporal denoiser, frame by frame, on the thread that calls it."""
+        return lambda: [self.denoiser(picture) for picture in finish()]
 
     def enhance(self, frames: Sequence[Frame], yuv: bool = False) -> list:
         """Enhance ``frames``; returns one ``(H, W, 3)`` uint8 RGB array per frame, full size, same
