@@ -10,8 +10,8 @@ Reports, in one run (progress on stderr, results as a table or ``--json``):
   ``../shared/data/video/ken2190_night_yard_1080p.mp4`` or ``--real-clip`` exists);
 * for each clip the **codec floor**: decoding the input and encoding the run's own enhanced frames
   (kept in memory), same classes, threads and settings, no model; and the ratio file / floor;
-* on the CPU, where one frame of the YUV path goes: the network's input, the network and the operator,
-  interleaved frame by frame, median wall and CPU ms (``"stages"``, at 720p when it is measured);
+* on the CPU, where one frame of the YUV path goes: the network's input, the network, the operator and
+  the temporal denoiser (when on), interleaved frame by frame, median wall and CPU ms (``"stages"``, at 720p when it is measured);
 * the fidelity of the written video: PSNR of the decoded output against the uncompressed enhanced
   frames the encoder got (4:2:0 planes, all samples), its size and bitrate; and PSNR of the YUV path
   against the RGB path (same frames, the encoder's input of each).
@@ -270,14 +270,16 @@ def bench_model(engine: Engine, width: int, height: int, seconds: float = 1.0, b
 def bench_stages(engine: Engine, width: int, height: int, rounds: int = 40, count: int = 4) -> dict[str, Any]:
     """Where a CPU frame of the YUV path goes, per stage (affine-operator models only).
 
-    Interleaves, frame by frame, the three stages the engine runs on a decoded 4:2:0 frame: the
+    Interleaves, frame by frame, the stages the engine runs on a decoded 4:2:0 frame: the
     network's input made from the planes (``YuvPlanes.resized_rgb``, in the capture thread), the
-    network (``predict_operator`` at the processing size, the engine's threads and CPU runtime) and the
+    network (``predict_operator`` at the processing size, the engine's threads and CPU runtime), the
     operator applied to the planes (``apply_operator_yuv`` with a reused workspace and the model's output
-    cap, if it has one). Returns median
+    cap, if it has one) and, when the engine denoises, the temporal denoiser on its output (the test
+    frames are noisy: it runs at full strength). Returns median
     wall and CPU milliseconds per stage (the first few rounds are warm-up).
     """
     from .inference.cpu import CpuBackend, Workspace, apply_operator_yuv, frame_caps, to_float_nchw
+    from .inference.temporal_denoise import TemporalDenoiser
     from .models.affine import AffineOperatorModel
 
     model = engine.model
@@ -288,7 +290,8 @@ def bench_stages(engine: Engine, width: int, height: int, rounds: int = 40, coun
     backend = CpuBackend(model, torch.get_num_threads(), compile=False, runtime=engine.cpu_runtime)
     net = backend.model
     workspace = Workspace()
-    stages = ("input", "network", "operator")
+    denoiser = TemporalDenoiser() if engine.denoise else None
+    stages = ("input", "network", "operator") + (("denoise",) if denoiser is not None else ())
     wall: dict[str, list[float]] = {k: [] for k in stages}
     cpu: dict[str, list[float]] = {k: [] for k in stages}
 
@@ -310,13 +313,17 @@ def bench_stages(engine: Engine, width: int, height: int, rounds: int = 40, coun
             offset, gain = timed("network", lambda: backend.predict_operator(low))
             off = offset.float().mul(255.0).permute(0, 2, 3, 1).contiguous().numpy()[0]
             g = gain.float().permute(0, 2, 3, 1).contiguous().numpy()[0]
-            timed("operator", lambda: apply_operator_yuv(yuv, off, g, workspace=workspace,
-                                                         cap=frame_caps(net, low)[0]))
+            enhanced = timed("operator", lambda: apply_operator_yuv(yuv, off, g, workspace=workspace,
+                                                                    cap=frame_caps(net, low)[0]))
+            if denoiser is not None:
+                timed("denoise", lambda: denoiser(enhanced))
     out: dict[str, Any] = {"resolution": f"{width}x{height}", "proc_shape": f"{pw}x{ph}", "rounds": rounds,
                            "torch_threads": torch.get_num_threads(), "network_runtime": backend.network_runtime}
     for k in stages:
         out[k] = {"wall_ms": statistics.median(wall[k][5:]), "cpu_ms": statistics.median(cpu[k][5:])}
     out["total_cpu_ms"] = sum(out[k]["cpu_ms"] for k in stages)
+    if denoiser is not None:
+        out["denoise"]["weight"] = denoiser.weight   # of the new frame (1: off)
     return out
 
 
@@ -484,29 +491,39 @@ def bench_file_case(label: str, clip: Path, workdir: Path, engine: Engine, optio
 
 def yuv_fidelity(clip: Path, engine: Engine, frames: int = 8) -> dict[str, Any]:
     """PSNR of the YUV path's encoder input against the RGB path's (the same frames of ``clip``,
-    the RGB output converted as the sink converts it, to the input's matrix), all 4:2:0 samples and luma only."""
-    from .sources import open_source
-
+    the RGB output converted as the sink converts it, to the input's matrix), all 4:2:0 samples and luma only.
+    The operator's two applications are compared: the temporal denoiser is off meanwhile."""
     outputs = []
-    for keep_yuv in (True, False):
-        engine.reset_state()
-        source = open_source(str(clip), proc_shape=engine.proc_shape)
-        source.keep_yuv = keep_yuv
-        got = []
-        try:
-            source.start()
-            while len(got) < frames and (frame := source.read()) is not None:
-                # as the sink writes it: in the input's matrix
-                got.append(_planes_of(engine.enhance([frame], yuv=keep_yuv)[0], source.info.yuv_matrix or FALLBACK_MATRIX))
-        finally:
-            source.stop()
-        outputs.append(got)
+    denoise, engine.denoise = engine.denoise, False
+    try:
+        for keep_yuv in (True, False):
+            outputs.append(_path_outputs(clip, engine, keep_yuv, frames))
+    finally:
+        engine.denoise = denoise
     sse = luma = 0.0
     count = lcount = 0
     for a, b in zip(*outputs):
         s, n, sl, nl = _sq_errors(a, b)
         sse, count, luma, lcount = sse + s, count + n, luma + sl, lcount + nl
     return {"frames": len(outputs[1]), "psnr_db": _psnr(sse, count), "psnr_y_db": _psnr(luma, lcount)}
+
+
+def _path_outputs(clip: Path, engine: Engine, keep_yuv: bool, frames: int) -> list:
+    """The first ``frames`` enhanced frames of ``clip`` as the sink writes them (planes in the input's matrix),
+    through the YUV path or the RGB path."""
+    from .sources import open_source
+
+    engine.reset_state()
+    source = open_source(str(clip), proc_shape=engine.proc_shape)
+    source.keep_yuv = keep_yuv
+    got = []
+    try:
+        source.start()
+        while len(got) < frames and (frame := source.read()) is not None:
+            got.append(_planes_of(engine.enhance([frame], yuv=keep_yuv)[0], source.info.yuv_matrix or FALLBACK_MATRIX))
+    finally:
+        source.stop()
+    return got
 
 
 # -- the whole bench -----------------------------------------------------------------------------
@@ -586,9 +603,10 @@ def run_bench(*, model: str | None = None, proc_size: int | None = None, devices
             st = bench_stages(engine, *RESOLUTIONS[stages_label])
             result["stages"] = st
             if "skipped" not in st:
+                denoise = f"denoise {st['denoise']['cpu_ms']:.1f}, " if "denoise" in st else ""
                 say(f"stages      cpu {stages_label} yuv, median ms per frame (CPU): input {st['input']['cpu_ms']:.1f}, "
                     f"network {st['network']['cpu_ms']:.1f}, operator {st['operator']['cpu_ms']:.1f}, "
-                    f"total {st['total_cpu_ms']:.1f}")
+                    f"{denoise}total {st['total_cpu_ms']:.1f}")
         engine.close()
 
     engine = Engine(net, device=best_device, fp16=True, proc_size=proc_size, threads=threads, cpu_runtime=cpu_runtime)

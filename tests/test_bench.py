@@ -179,8 +179,11 @@ def test_stage_breakdown_times_the_three_steps_of_a_yuv_frame():
     engine = Engine(create_model("realtime", width=4, depth=1), device="cpu", threads=1, proc_size=96)
     st = bench.bench_stages(engine, 320, 240, rounds=3, count=2)
     assert st["proc_shape"] == "128x96" and st["rounds"] == 3
-    assert all(st[k]["wall_ms"] > 0 for k in ("input", "network", "operator"))
-    assert st["total_cpu_ms"] == pytest.approx(sum(st[k]["cpu_ms"] for k in ("input", "network", "operator")))
+    stages = ("input", "network", "operator", "denoise")
+    assert all(st[k]["wall_ms"] > 0 for k in stages)
+    assert st["total_cpu_ms"] == pytest.approx(sum(st[k]["cpu_ms"] for k in stages))
+    engine.denoise = False
+    assert "denoise" not in bench.bench_stages(engine, 320, 240, rounds=1, count=2)
     not_affine = Engine(create_model("unet"), device="cpu", threads=1)
     assert "skipped" in bench.bench_stages(not_affine, 320, 240, rounds=1)
 
