@@ -44,7 +44,7 @@ import torch
 
 from . import __version__
 from .codecs import x264_options
-from .config import CPU_RUNTIMES, DEFAULT_CPU_RUNTIME, X264_CRF, X264_PRESET, X264_TUNE, RunConfig
+from .config import CPU_RUNTIMES, DEFAULT_CPU_RUNTIME, DEFAULT_DENOISE, X264_CRF, X264_PRESET, X264_TUNE, RunConfig
 from .inference import Engine
 from .errors import UsageError
 from .frames import FALLBACK_MATRIX, MATRIX_AV_COLORSPACE, SWS_FROM_RGB, SWS_MATRIX, Frame, YuvPlanes
@@ -541,7 +541,7 @@ def run_bench(*, model: str | None = None, proc_size: int | None = None, devices
               seconds: float = 1.0, repeats: int = 3, resolutions: Sequence[str] = tuple(RESOLUTIONS),
               clip_scale: float = 1.0, preset: str = X264_PRESET, crf: int = X264_CRF, tune: str | None = X264_TUNE,
               yuv: bool = True, real_clip: Path | None = REAL_CLIP, viewer: bool = False,
-              threads: int | None = None, cpu_runtime: str = DEFAULT_CPU_RUNTIME,
+              threads: int | None = None, cpu_runtime: str = DEFAULT_CPU_RUNTIME, denoise: bool = DEFAULT_DENOISE,
               log: Callable[[str], None] | None = None, progress: bool = True, viewer_bench: Callable[..., dict[str, Any]] | None = None) -> dict[str, Any]:
     """Run every benchmark; returns a JSON-able dict (see module docstring).
 
@@ -576,12 +576,13 @@ def run_bench(*, model: str | None = None, proc_size: int | None = None, devices
         "model": info.get("name", model or "default"),
         "settings": {"x264_crf": crf, "x264_preset": preset, "x264_tune": tune,
                      "x264_params": x264_options(crf, preset, tune).get("x264-params"), "yuv_path": yuv,
-                     "cpu_runtime": cpu_runtime,
+                     "cpu_runtime": cpu_runtime, "denoise": denoise,
                      "repeats": repeats, "model_seconds_per_run": seconds},
         "model_only": [], "file": [], "targets": {},
     }
     for device, fp16 in configs:
-        engine = Engine(net, device=device, fp16=fp16, proc_size=proc_size, threads=threads, cpu_runtime=cpu_runtime)
+        engine = Engine(net, device=device, fp16=fp16, proc_size=proc_size, threads=threads, cpu_runtime=cpu_runtime,
+                        denoise=denoise)
         result.setdefault("proc_size", engine.proc_size)
         variants = [(b, False) for b in (1, 8)] if device == "cuda" else [(1, False), (1, True)]
         for label in resolutions:
@@ -603,13 +604,14 @@ def run_bench(*, model: str | None = None, proc_size: int | None = None, devices
             st = bench_stages(engine, *RESOLUTIONS[stages_label])
             result["stages"] = st
             if "skipped" not in st:
-                denoise = f"denoise {st['denoise']['cpu_ms']:.1f}, " if "denoise" in st else ""
+                denoised = f"denoise {st['denoise']['cpu_ms']:.1f}, " if "denoise" in st else ""
                 say(f"stages      cpu {stages_label} yuv, median ms per frame (CPU): input {st['input']['cpu_ms']:.1f}, "
                     f"network {st['network']['cpu_ms']:.1f}, operator {st['operator']['cpu_ms']:.1f}, "
-                    f"{denoise}total {st['total_cpu_ms']:.1f}")
+                    f"{denoised}total {st['total_cpu_ms']:.1f}")
         engine.close()
 
-    engine = Engine(net, device=best_device, fp16=True, proc_size=proc_size, threads=threads, cpu_runtime=cpu_runtime)
+    engine = Engine(net, device=best_device, fp16=True, proc_size=proc_size, threads=threads, cpu_runtime=cpu_runtime,
+                    denoise=denoise)
     batch = RunConfig().batch_size(engine.device_type)
     options = _options(crf=crf, preset=preset, tune=tune, batch=batch, yuv=yuv)
     with tempfile.TemporaryDirectory(prefix="lowlight-bench-") as tmp:
@@ -668,7 +670,7 @@ def run_bench(*, model: str | None = None, proc_size: int | None = None, devices
             raise UsageError("the viewer benchmark needs the viewer: run it with the lowlight-rt command "
                              "(python -m lowlight_app)")
         prog.step("viewer, 720p@30 fake camera")
-        v = viewer_bench(seconds=10.0, width=1280, height=720, fps=30.0, model=model, proc_size=proc_size)
+        v = viewer_bench(seconds=10.0, width=1280, height=720, fps=30.0, model=model, proc_size=proc_size, denoise=denoise)
         result["viewer"] = v
         say(f"viewer      720p@30 fake camera: display {v.get('display_fps', 0):.1f} FPS, "
             f"median latency {v.get('latency_ms_median', 0):.0f} ms")
@@ -700,6 +702,8 @@ def main(argv: Sequence[str] | None = None, *,
     p.add_argument("--threads", type=int, help="CPU inference threads (default: all cores but one)")
     p.add_argument("--cpu-runtime", choices=CPU_RUNTIMES, default=DEFAULT_CPU_RUNTIME,
                    help="what runs the network on the CPU (default %(default)s, where the checkpoint has an ONNX export)")
+    p.add_argument("--denoise", action=argparse.BooleanOptionalAction, default=DEFAULT_DENOISE,
+                   help="temporal denoising of the enhanced video, as in a run (default: %(default)s)")
     p.add_argument("--viewer", action="store_true", help="also measure the viewer on a 720p@30 fake camera")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = p.parse_args(argv)
@@ -712,7 +716,7 @@ def main(argv: Sequence[str] | None = None, *,
                        repeats=max(1, args.repeats), resolutions=resolutions, clip_scale=args.clip_scale,
                        preset=args.preset, crf=args.crf, tune=args.tune, yuv=not args.rgb_path,
                        real_clip=None if args.no_real_clip else args.real_clip, viewer=args.viewer,
-                       threads=args.threads, cpu_runtime=args.cpu_runtime, progress=not args.quiet, viewer_bench=viewer_bench,
+                       threads=args.threads, cpu_runtime=args.cpu_runtime, denoise=args.denoise, progress=not args.quiet, viewer_bench=viewer_bench,
                        log=None if (args.json or not args.quiet) else (lambda _m: None))
     if args.json:
         print(json.dumps(result, indent=2, default=str))

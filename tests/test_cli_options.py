@@ -232,7 +232,8 @@ def test_bench_viewer_measures_the_viewer(capsys, monkeypatch):
     _stub_model_and_file_stages(monkeypatch)
     code, out, err = run_cli(capsys, "bench", "--json", "--device", "cpu", "--viewer", *SHORT_BENCH)
     assert code == 0, err
-    assert calls == [{"seconds": 10.0, "width": 1280, "height": 720, "fps": 30.0, "model": None, "proc_size": None}]
+    assert calls == [{"seconds": 10.0, "width": 1280, "height": 720, "fps": 30.0, "model": None, "proc_size": None,
+                      "denoise": True}]
     v = json.loads(out)["viewer"]
     assert v["frames_shown"] > 0 and v["display_fps"] > 0 and v["pipeline_alive"] is True
     from lowlight_rt.models.catalog import default_model_name

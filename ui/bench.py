@@ -17,6 +17,8 @@ import sys
 import time
 from typing import Any
 
+from lowlight_rt.config import DEFAULT_DENOISE
+
 TARGET_DISPLAY_FPS = 25.0
 TARGET_MEDIAN_LATENCY_MS = 100.0
 
@@ -29,7 +31,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 def bench_viewer(seconds: float = 10.0, width: int = 1280, height: int = 720, fps: float = 30.0, *,
                  model: str | None = None, proc_size: int | None = None, device: str = "auto",
-                 warmup: float = 2.0, window_size: tuple[int, int] = (1280, 600)) -> dict[str, Any]:
+                 denoise: bool = DEFAULT_DENOISE, warmup: float = 2.0, window_size: tuple[int, int] = (1280, 600)) -> dict[str, Any]:
     """Run the viewer on a ``width x height`` fake camera at ``fps`` for ``seconds``; return numbers.
 
     Uses the offscreen Qt platform unless a QApplication already exists or ``QT_QPA_PLATFORM`` is
@@ -51,7 +53,7 @@ def bench_viewer(seconds: float = 10.0, width: int = 1280, height: int = 720, fp
         return FakeLiveSource(width, height, fps, proc_shape=proc_shape)
 
     camera.description = f"fake camera {width}x{height}@{fps:g}"  # type: ignore[attr-defined]
-    opts = ViewerOptions.from_any(source=camera, model=model, proc_size=proc_size, device=device,
+    opts = ViewerOptions.from_any(source=camera, model=model, proc_size=proc_size, device=device, denoise=denoise,
                                   size=window_size)
     win = MainWindow(opts)
     loop = QEventLoop()
