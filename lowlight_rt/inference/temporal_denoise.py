@@ -13,9 +13,9 @@ moving objects. It works on what the engine returns (4:2:0 :class:`~lowlight_rt.
   in every plane, with ``T = max(MOTION_MIN, MOTION_K * sigma)``; the mask is used at full size for luma.
 * **Noise** ``sigma`` (codes) is measured on the output's luma every :data:`NOISE_EVERY` frames:
   the median absolute response of Immerkaer's 3x3 noise kernel on every fourth row (robust to
-  edges, unlike its mean). Clean or heavily compressed video measures well under a code: below
-  :data:`SIGMA_OFF` the filter is off (nothing to remove, no cost), and it comes in gradually up to
-  full strength at :data:`SIGMA_FULL`.
+  edges, unlike its mean). Clean or heavily compressed video measures well under a code (the real
+  night clips here 0-0.25): below :data:`SIGMA_OFF` the filter is off (nothing to remove, no cost), and
+  it comes in gradually up to full strength at :data:`SIGMA_FULL`.
 
 Measured in docs/PERFORMANCE.md section 11 (picture and speed).
 """
@@ -36,8 +36,8 @@ __all__ = ["TemporalDenoiser", "noise_sigma", "DENOISE_ALPHA", "SIGMA_OFF", "SIG
 #: weight of the new frame where the picture is static and noisy (0.25: noise std x 0.38 once settled)
 DENOISE_ALPHA = 0.25
 #: measured noise (codes of output luma) below which the filter is off, and where it reaches full strength
-SIGMA_OFF = 1.0
-SIGMA_FULL = 2.0
+SIGMA_OFF = 0.5
+SIGMA_FULL = 1.5
 #: motion threshold on the 3x3 mean of the half-size difference: ``max(MOTION_MIN, MOTION_K * sigma)`` codes
 MOTION_K = 2.0
 MOTION_MIN = 2.0
