@@ -212,6 +212,12 @@ def summary_text(stats: PipelineStats, engine: Engine, model_name: str, out: Pat
         f"  model           {model_name} on {engine.device_name} ({engine.precision}"
         f"{', onnxruntime' if engine.network_runtime == 'onnxruntime' else ''}), "
         f"processing size {engine.proc_size or 'full'}",
+    ]
+    if not engine.denoise:
+        lines.append("  denoise         off")
+    elif engine.denoiser.seen:
+        lines.append(f"  denoise         {engine.denoiser.summary()}")
+    lines += [
         f"  speed           end-to-end {stats.output_fps:.1f} FPS over {stats.elapsed_s:.1f} s; "
         f"capture {stats.capture_fps:.1f} FPS; inference {stats.inference_fps:.1f} FPS "
         f"({stats.infer_ms_per_frame:.1f} ms/frame); write {stats.write_ms_per_frame:.1f} ms/frame",

@@ -181,3 +181,24 @@ def test_cli_denoise_flag():
     parser = build_parser()
     assert config_from_args(parser.parse_args(["--input", "x.mp4"])).denoise is True
     assert config_from_args(parser.parse_args(["--input", "x.mp4", "--no-denoise"])).denoise is False
+
+
+def test_run_summary_says_what_the_denoiser_did(tmp_path):
+    from pathlib import Path
+
+    from lowlight_rt.jobs import summary_text
+    from lowlight_rt.pipeline import PipelineStats
+
+    frames, _ = _dark_frames(6)
+    engine = Engine(Brighten(), device="cpu", threads=1)
+    for f in frames:
+        engine.enhance([f])
+    assert engine.denoiser.seen == 6 and engine.denoiser.filtered == 5   # the first frame has no past
+    text = summary_text(PipelineStats(), engine, "brighten", Path("out.mp4"), "done")
+    assert "denoise         5 of 6 frames filtered; output noise" in text
+    engine.reset_state()
+    assert engine.denoiser.seen == 6          # run totals survive a reset of the filter's past
+    engine.denoise = False
+    assert "denoise         off" in summary_text(PipelineStats(), engine, "brighten", Path("out.mp4"), "done")
+    stills = Engine(Brighten(), device="cpu", threads=1)
+    assert "denoise" not in summary_text(PipelineStats(), stills, "brighten", Path("out"), "done")

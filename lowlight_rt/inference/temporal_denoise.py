@@ -85,6 +85,9 @@ class TemporalDenoiser:
             raise ValueError(f"alpha must be in (0, 1], got {alpha}")
         self.alpha = float(alpha)
         self._lock = threading.Lock()
+        #: pictures seen and pictures filtered since the denoiser was made (not cleared by :meth:`reset`)
+        self.seen = 0
+        self.filtered = 0
         self.reset()
 
     def reset(self) -> None:
@@ -104,6 +107,7 @@ class TemporalDenoiser:
             planes = [picture.y, picture.u, picture.v] if yuv else [picture]
             if min(planes[0].shape[:2]) < 8:   # nothing to average a motion test over
                 return picture
+            self.seen += 1
             shapes = [p.shape for p in planes]
             if self._previous is None or [p.shape for p in self._previous] != shapes:
                 self._previous, self._previous_small, self._frames = planes, None, 0
@@ -117,8 +121,16 @@ class TemporalDenoiser:
                 self._previous, self._previous_small = planes, None
                 return picture
             out = self._filter(planes, yuv)
+            self.filtered += 1
             self._previous = out
             return YuvPlanes(out[0], out[1], out[2], picture.matrix) if yuv else out[0]
+
+    def summary(self) -> str:
+        """One line for a run's summary: how many pictures were filtered, at what measured noise."""
+        if not self.seen:
+            return "no video frame seen"
+        return (f"{self.filtered} of {self.seen} frames filtered; output noise {self.sigma:.1f} codes "
+                f"(filtered from {SIGMA_OFF:g}, fully from {SIGMA_FULL:g})")
 
     def _weight(self, sigma: float) -> float:
         """Weight of the new frame for noise ``sigma``: 1 (off) up to :data:`SIGMA_OFF`, ``alpha`` from
