@@ -15,7 +15,8 @@ wrong. All measures work on 8-bit RGB frames (``(H, W, 3) uint8``) and BT.601 fu
 - ``luma``: mean output luma (the picture must still be bright).
 
 :func:`enhance_video` runs a model the way the runtime does (network on the frame downsampled with
-``INTER_AREA`` to the processing size, the affine operator applied to the full frame in 8 bits);
+``INTER_AREA`` to the processing size, the affine operator applied to the full frame in 8 bits, then the
+runtime's temporal denoiser, which stays off on clean video);
 :func:`video_measures` reduces a clip to the numbers above.
 """
 
@@ -29,8 +30,10 @@ import cv2
 import numpy as np
 import torch
 
+from lowlight_rt.config import DEFAULT_DENOISE
 from lowlight_rt.errors import InputError
 from lowlight_rt.frames import processing_shape
+from lowlight_rt.inference.temporal_denoise import TemporalDenoiser
 from lowlight_rt.models import EnhancementModel
 from lowlight_rt.models.affine import AffineOperatorModel
 
@@ -121,13 +124,16 @@ def enhance_frame(model: EnhancementModel, rgb: np.ndarray, proc_size: int | Non
 
 
 def enhance_video(model: EnhancementModel, path: str | Path, proc_size: int | None = None,
-                  max_frames: int = 240) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """``(input, output)`` uint8 frame pairs of the first ``max_frames`` frames (model state reset first)."""
+                  max_frames: int = 240, denoise: bool = DEFAULT_DENOISE) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(input, output)`` uint8 frame pairs of the first ``max_frames`` frames (model state reset first);
+    ``denoise``: the runtime's temporal denoiser on the outputs, as the engine runs it by default."""
     reset = getattr(model, "reset_state", None)
     if callable(reset):
         reset()
+    denoiser = TemporalDenoiser() if denoise else None
     for rgb in read_frames(path, max_frames):
-        yield rgb, enhance_frame(model, rgb, proc_size)
+        out = enhance_frame(model, rgb, proc_size)
+        yield rgb, (denoiser(out) if denoiser is not None else out)
 
 
 @dataclass
