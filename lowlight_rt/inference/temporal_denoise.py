@@ -76,8 +76,9 @@ class TemporalDenoiser:
         alpha: weight of the new frame in static areas at full strength, in (0, 1].
 
     Call with a :class:`YuvPlanes` (returns new planes in the same matrix) or an ``(H, W, 3)`` uint8 RGB
-    array (returns a new array); the input is never modified. :meth:`reset` forgets the past (a seek, a
-    new stream, a still image); a change of picture size or kind does too. Thread-safe (one lock).
+    array (returns a new array, or the picture itself while the filter is off); the input is never modified.
+    :meth:`reset` forgets the past (the engine calls it before still images, on a model change, at strength 0
+    and in ``Engine.reset_state``); a change of picture size or kind does too. Thread-safe (one lock).
     """
 
     def __init__(self, alpha: float = DENOISE_ALPHA) -> None:
@@ -146,6 +147,8 @@ class TemporalDenoiser:
         return [cv2.resize(planes[0], (w // 2, h // 2), interpolation=cv2.INTER_AREA)] + (planes[1:] if yuv else [])
 
     def _filter(self, planes: list[np.ndarray], yuv: bool) -> list[np.ndarray]:
+        """The motion mask at half size, then per plane the blend with the previous output where static and
+        the new picture where moving; returns new planes (and keeps their half-size motion planes)."""
         small = self._small(planes, yuv)
         previous_small = self._previous_small or self._small(self._previous, yuv)
         threshold = max(MOTION_MIN, MOTION_K * self.sigma)
