@@ -135,6 +135,24 @@ def test_operator_in_yuv_matches_the_rgb_path(clip, channels):
         assert psnr(out.y, reference.y) > 45.0
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_luma_below_black_is_read_as_black_like_the_rgb_path(channels):
+    """Sensor noise on a dark frame puts many luma samples below 16; the RGB path's conversion clips them to
+    black, and the gain must not lift their noise into the picture on the YUV path either."""
+    rng = np.random.default_rng(7)
+    h, w = 96, 128
+    y = np.clip(np.rint(18 + rng.normal(0, 4, (h, w))), 0, 255).astype(np.uint8)   # ~30 % below 16
+    c = lambda: np.clip(np.rint(128 + rng.normal(0, 1, (h // 2, w // 2))), 0, 255).astype(np.uint8)
+    planes = YuvPlanes(y, c(), c(), "bt709")
+    assert (planes.y < 16).mean() > 0.25
+    offset, gain = smooth_operator(12, 16, channels, seed=5)
+    gain *= 3.0
+    reference = rgb_to_planes(apply_operator_numpy(planes.to_rgb(), offset, gain))
+    out = apply_operator_yuv(planes, offset, gain)
+    assert psnr(out.y, reference.y) > 40.0, psnr(out.y, reference.y)
+    assert abs(float(out.y.mean()) - float(reference.y.mean())) < 1.0
+
+
 def test_scalar_gain_operator_on_bt601_planes_writes_bt709_like_the_rgb_path(clip):
     """A BT.601 input (most SD and untagged video) with a one-channel gain takes the fast scalar path
     with the matrix change folded in; it must still match the RGB path."""

@@ -146,8 +146,8 @@ def apply_operator_yuv(planes: YuvPlanes, offset: np.ndarray, gain: np.ndarray,
     (:func:`_apply_scalar_gain_yuv`: ``B diag(g) A = g B A``).
 
     Exact up to the interpolation of chroma (bilinear here, swscale's in the RGB path) and the
-    clipping of luma (Y is clipped to 16..235; the RGB path clips each channel before the encoder's
-    conversion, which differs only where the operator drives a colour out of gamut). ``lowlight-rt
+    clipping of luma (input luma below 16 is read as 16, output luma is clipped to 16..235; the RGB path clips
+    each channel, which differs only out of gamut). ``lowlight-rt
     bench`` measures the written video against the RGB path's frames (PSNR).
 
     Args:
@@ -162,8 +162,19 @@ def apply_operator_yuv(planes: YuvPlanes, offset: np.ndarray, gain: np.ndarray,
         New :class:`YuvPlanes` in ``out_matrix`` (full size, limited range; never workspace arrays).
     """
     ws = workspace if workspace is not None else Workspace()
+    planes = _luma_from_black(planes, ws)
     out = _apply_operator_yuv(planes, offset, gain, out_matrix or planes.matrix, ws)
     return out if cap is None else _cap_yuv(out, planes.y, *cap, ws)
+
+
+def _luma_from_black(planes: YuvPlanes, ws: Workspace) -> YuvPlanes:
+    """The planes with luma below limited-range black (16) read as black, as the RGB path's conversion
+    clips it (to RGB 0). Noisy dark video has many such samples (a third of a night clip's with sensor noise
+    of 4 codes): without this the gain lifts their noise below black into the picture, darker and far noisier
+    than the RGB path (28 against 44 dB between the two paths, docs/PERFORMANCE.md section 11). The luma is a
+    workspace array."""
+    y = cv2.max(planes.y, 16.0, dst=ws.get("luma_in", planes.y.shape, np.uint8))
+    return YuvPlanes(y, planes.u, planes.v, planes.matrix)
 
 
 def _apply_operator_yuv(planes: YuvPlanes, offset: np.ndarray, gain: np.ndarray, out_matrix: str,
