@@ -22,8 +22,8 @@ from typing import Any, Callable, Sequence
 
 from . import __version__
 from .codecs import X264_PRESET_PARAMS
-from .config import (CPU_RUNTIMES, DEFAULT_CPU_RUNTIME, DEFAULT_DENOISE, MIN_PROC_SIZE, STREAM_RETRIES, STREAM_TIMEOUT_S, X264_CRF,
-                     X264_PRESET, X264_PRESETS, RunConfig)
+from .config import (CPU_RUNTIMES, DEFAULT_CPU_RUNTIME, DEFAULT_DENOISE, MIN_PROC_SIZE, STREAM_RETRIES,
+                     STREAM_TIMEOUT_S, X264_CRF, X264_PRESET, X264_PRESETS, RunConfig)
 from .errors import (DOCUMENTED_EXIT_CODES, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE,
                      InputError, LowlightError, OutputError, Terminated, error_line, one_line)
 
@@ -286,7 +286,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     return RunConfig(
         source=spec, out=args.out, loop=args.loop, model=args.model, device=args.device, fp16=not args.fp32,
         proc_size=args.proc_size, strength=args.strength, threads=args.threads, batch=args.batch,
-        compile=args.compile, cpu_runtime=args.cpu_runtime, denoise=args.denoise, side_by_side=args.side_by_side, crf=args.crf, preset=args.preset,
+        compile=args.compile, cpu_runtime=args.cpu_runtime, denoise=args.denoise, side_by_side=args.side_by_side,
+        crf=args.crf, preset=args.preset,
         max_frames=args.max_frames, camera_size=args.camera_size, camera_fps=args.camera_fps,
         pixel_format=args.pixel_format, timeout=args.timeout, retries=args.retries, quiet=args.quiet)
 
