@@ -245,7 +245,7 @@ def test_window_plays_clip_side_by_side(qtbot, make_window, clip):
     assert win.session.live is False
     qtbot.waitUntil(win.seek_row.isVisible, timeout=3000)    # files get a seek bar
     lines = " ".join(win.overlay_lines())
-    for word in ("capture", "inference", "display", "latency", "dropped", "classical", "proc"):
+    for word in ("capture", "inference", "display", "latency", "dropped", "classical", "proc", "denoise"):
         assert word in lines
     assert win.latency.median() is not None and win.latency.median() < 5
 
@@ -644,11 +644,13 @@ def test_keys_strength_model_device_overlay_url_and_quit(qtbot, make_window, rea
         _press(qtbot, win, key)
         assert engine.strength == pytest.approx(expected), f"{key.name}: strength {engine.strength}"
 
-    # N: temporal denoising off, then on again, in the engine and in the toolbar's check state
+    # N: temporal denoising off, then on again, in the engine, the toolbar's check state and the overlay
     assert engine.denoise and win.actions_by_name["denoise"].isChecked()
+    assert "denoise off" not in " ".join(win.overlay_lines())
     _press(qtbot, win, Qt.Key.Key_N)
     assert not engine.denoise and not win.session.config.denoise
     assert not win.actions_by_name["denoise"].isChecked()
+    assert "denoise off" in " ".join(win.overlay_lines())
     _press(qtbot, win, Qt.Key.Key_N)
     assert engine.denoise
 

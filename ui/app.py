@@ -305,12 +305,22 @@ class MainWindow(QMainWindow):
             proc = self._proc_text()
             runtime = " onnxruntime" if getattr(e, "network_runtime", None) == "onnxruntime" else ""
             lines.append(f"{getattr(e, 'device_name', '?')} {getattr(e, 'precision', '?')}{runtime}  "
-                         f"model {s.model_name}  proc {proc}  strength {s.config.strength:.2f}")
+                         f"model {s.model_name}  proc {proc}  strength {s.config.strength:.2f}  "
+                         f"{self._denoise_text(e)}")
         if s.recording and s.recording_path is not None:
             lines.append(f"\u25cf REC {s.recording_path.name}")
         if s.paused:
             lines.append("paused")
         return lines
+
+    @staticmethod
+    def _denoise_text(engine: Any) -> str:
+        """``denoise off``, or the temporal denoiser's state: its strength now (0-100 %) and the noise it measured."""
+        denoiser = getattr(engine, "denoiser", None)
+        if not getattr(engine, "denoise", False) or denoiser is None:
+            return "denoise off"
+        strength = (1.0 - denoiser.weight) / (1.0 - denoiser.alpha)
+        return f"denoise {strength:4.0%} (noise {denoiser.sigma:.1f})"
 
     def _proc_text(self) -> str:
         s = self.session
