@@ -119,7 +119,7 @@ def test_reset_size_change_and_bad_inputs():
     for _ in range(5):
         den(_noisy(clean, 6.0, rng))
     first = _noisy(clean, 6.0, rng)
-    den.reset()
+    den.reset_state()
     assert den(first) is first                      # no past after a reset
     small = _noisy(clean[:48, :64], 6.0, rng)
     assert den(small) is small                      # a new size starts over

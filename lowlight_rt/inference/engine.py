@@ -79,7 +79,8 @@ class PendingResult:
 
 
 def _reset_temporal_state(*holders: object) -> None:
-    """Reset the temporal state of every model among ``holders`` (a model, or a backend's ``model`` copy)."""
+    """Reset the temporal state of every holder among ``holders`` (a model, a backend's ``model`` copy, the
+    output's temporal denoiser): whatever has a ``reset_state``."""
     for h in holders:
         for m in (h, getattr(h, "model", None)):
             reset = getattr(m, "reset_state", None)
@@ -162,7 +163,7 @@ class Engine:
     def denoise(self, value: bool) -> None:
         with self._lock:
             self._denoise = bool(value)
-        self.denoiser.reset()
+        self.denoiser.reset_state()
 
     @property
     def requested_proc_size(self) -> int | None:
@@ -216,10 +217,7 @@ class Engine:
 
     def set_model(self, model: EnhancementModel) -> None:
         """Swap the model; the next batch uses it (its temporal state is reset)."""
-        reset = getattr(model, "reset_state", None)
-        if callable(reset):
-            reset()
-        self.denoiser.reset()
+        _reset_temporal_state(model, self.denoiser)
         with self._lock:
             self._model = model
             self._generation += 1
@@ -242,10 +240,7 @@ class Engine:
 
     def reset_state(self) -> None:
         """Reset the model's temporal state and the denoiser's (e.g. after a seek)."""
-        reset = getattr(self.model, "reset_state", None)
-        if callable(reset):
-            reset()
-        self.denoiser.reset()
+        _reset_temporal_state(self.model, self.denoiser)
 
     @property
     def device_name(self) -> str:
@@ -333,7 +328,7 @@ class Engine:
         if not frames:
             return PendingResult.ready([])
         if strength == 0.0:   # the input as it is, noise included
-            self.denoiser.reset()
+            self.denoiser.reset_state()
             return PendingResult.ready([f.image.copy() for f in frames])
         backend = self._get_backend(generation, device, model, fp16)
         use_yuv = yuv and getattr(backend, "accepts_yuv", lambda: False)()
@@ -364,8 +359,7 @@ class Engine:
         parts = []
         for (indices, images, lows, in_yuv), still in zip(groups, stills):
             if still:
-                _reset_temporal_state(model, backend)
-                self.denoiser.reset()
+                _reset_temporal_state(model, backend, self.denoiser)
             lows_arg = None if lows[0] is None else lows  # a group shares one processing shape
             if in_yuv:
                 if lows_arg is None:  # the network runs at full size: it needs the RGB picture

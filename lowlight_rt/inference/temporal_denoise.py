@@ -77,7 +77,7 @@ class TemporalDenoiser:
 
     Call with a :class:`YuvPlanes` (returns new planes in the same matrix) or an ``(H, W, 3)`` uint8 RGB
     array (returns a new array, or the picture itself while the filter is off); the input is never modified.
-    :meth:`reset` forgets the past (the engine calls it before still images, on a model change, at strength 0
+    :meth:`reset_state` forgets the past (the engine calls it before still images, on a model change, at strength 0
     and in ``Engine.reset_state``); a change of picture size or kind does too. Thread-safe (one lock).
     """
 
@@ -86,12 +86,14 @@ class TemporalDenoiser:
             raise ValueError(f"alpha must be in (0, 1], got {alpha}")
         self.alpha = float(alpha)
         self._lock = threading.Lock()
-        #: pictures seen and pictures filtered since the denoiser was made (not cleared by :meth:`reset`)
+        #: pictures seen and pictures filtered since the denoiser was made (not cleared by :meth:`reset_state`)
         self.seen = 0
         self.filtered = 0
-        self.reset()
+        self.reset_state()
 
-    def reset(self) -> None:
+    def reset_state(self) -> None:
+        """Forget the past (the name every holder of temporal state uses, so the engine resets it with
+        the model's)."""
         with self._lock:
             self._previous: list[np.ndarray] | None = None    # last output, full-size planes (or the RGB array)
             self._previous_small: list[np.ndarray] | None = None   # its half-size motion planes
