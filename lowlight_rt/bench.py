@@ -681,8 +681,10 @@ def run_bench(*, model: str | None = None, proc_size: int | None = None, devices
 
 def main(argv: Sequence[str] | None = None, *,
          viewer_bench: Callable[..., dict[str, Any]] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="lowlight-rt bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    from .cli import OneLineParser   # a usage error is one line, as for the main command
+
+    p = OneLineParser(prog="lowlight-rt bench", description=__doc__,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout (progress goes to stderr)")
     p.add_argument("--model", "-m", help="checkpoint path or model name (default: the default model)")
     p.add_argument("--proc-size", type=int, help="processing short side (default: the model's)")

@@ -252,3 +252,11 @@ def test_bench_without_viewer_does_not_open_it(capsys, monkeypatch):
     code, out, err = run_cli(capsys, "bench", "--json", "--device", "cpu", *SHORT_BENCH)
     assert code == 0, err
     assert "viewer" not in json.loads(out)
+
+
+@pytest.mark.parametrize("args", [("--repeats", "x"), ("--denoise=1",), ("--resolutions", "999p")])
+def test_bench_bad_options_are_one_line(capsys, args):
+    code, out, err = run_cli(capsys, "bench", *args)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and out == "" and len(lines) == 1, err
+    assert lines[0].startswith("lowlight-rt bench: error:"), err
