@@ -110,6 +110,9 @@ def test_strength_ramps_between_the_noise_levels():
     assert den._weight(SIGMA_OFF) == 1.0
     assert den._weight(SIGMA_FULL) == pytest.approx(0.25)
     assert 0.25 < den._weight((SIGMA_OFF + SIGMA_FULL) / 2) < 1.0
+    den.weight = den._weight((SIGMA_OFF + SIGMA_FULL) / 2)
+    assert den.strength == pytest.approx(0.5)
+    assert TemporalDenoiser(alpha=1.0).strength == 0.0
 
 
 def test_reset_size_change_and_bad_inputs():

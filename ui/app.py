@@ -319,8 +319,7 @@ class MainWindow(QMainWindow):
         denoiser = getattr(engine, "denoiser", None)
         if not getattr(engine, "denoise", False) or denoiser is None:
             return "denoise off"
-        strength = (1.0 - denoiser.weight) / (1.0 - denoiser.alpha)
-        return f"denoise {strength:4.0%} (noise {denoiser.sigma:.1f})"
+        return f"denoise {denoiser.strength:4.0%} (noise {denoiser.sigma:.1f})"
 
     def _proc_text(self) -> str:
         s = self.session

@@ -128,6 +128,11 @@ class TemporalDenoiser:
             self._previous = out
             return YuvPlanes(out[0], out[1], out[2], picture.matrix) if yuv else out[0]
 
+    @property
+    def strength(self) -> float:
+        """How strongly it filters now: 0 (off) to 1 (full strength, ``alpha``), from the last noise measured."""
+        return 0.0 if self.alpha >= 1.0 else (1.0 - self.weight) / (1.0 - self.alpha)
+
     def summary(self) -> str:
         """One line for a run's summary: how many pictures were filtered, at what measured noise."""
         if not self.seen:
